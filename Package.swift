@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One target per layer of the system; data flows bytes → tensors → model → results.
+let package = Package(
+    name: "Inception",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Inception", targets: ["Inception"]),
+        .executable(name: "inception", targets: ["InceptionCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Register-blocked GEMM micro-kernels with run-time CPU dispatch (C: target attributes).
+        .target(name: "CInceptionKernels"),
+        // libjpeg-turbo / libpng calls with setjmp error capture.
+        .target(
+            name: "CInceptionImage",
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]
+        ),
+        // Tensor, operations, threading.
+        .target(name: "InceptionCore", dependencies: ["CInceptionKernels"]),
+        // Inception V1 (and variants) as data: layers, branches, variable names, counts.
+        .target(name: "InceptionModels", dependencies: ["InceptionCore"]),
+        // Checkpoint and array formats: TF V1/V2 bundles, safetensors, .npy.
+        .target(name: "InceptionFormats", dependencies: ["InceptionCore"]),
+        // Image decoding and slim's preprocessing, labels.
+        .target(name: "InceptionImages", dependencies: ["InceptionCore", "CInceptionImage"],
+                resources: [.process("Resources")]),
+        // The public library: ties weights, images and models together.
+        .target(name: "Inception", dependencies: ["InceptionCore", "InceptionModels", "InceptionFormats", "InceptionImages"]),
+        .executableTarget(
+            name: "InceptionCLI",
+            dependencies: ["Inception", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "InceptionCoreTests", dependencies: ["InceptionCore"]),
+        .testTarget(name: "InceptionModelsTests", dependencies: ["InceptionModels"]),
+        .testTarget(name: "InceptionFormatsTests", dependencies: ["InceptionFormats"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InceptionImagesTests", dependencies: ["InceptionImages"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InceptionTests", dependencies: ["Inception"], resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,2 @@
+#include "inception_image.h"
+int ii_version(void) { return 1; }
