@@ -1,0 +1,143 @@
+/* GEMM driver: packing, cache blocking, and the portable micro-kernel. */
+#include "inception_kernels.h"
+#include "gemm_internal.h"
+
+const int32_t ik_mask_table[32] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+ptrdiff_t ik_packed_count(ptrdiff_t k, ptrdiff_t n) {
+    return ((n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH) * IK_PANEL_WIDTH * k;
+}
+
+void ik_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, float *packed) {
+    const ptrdiff_t panels = (n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
+    for (ptrdiff_t p = 0; p < panels; p++) {
+        const ptrdiff_t j0 = p * IK_PANEL_WIDTH;
+        const ptrdiff_t w = n - j0 < IK_PANEL_WIDTH ? n - j0 : IK_PANEL_WIDTH;
+        float *dst = packed + p * IK_PANEL_WIDTH * k;
+        for (ptrdiff_t kk = 0; kk < k; kk++) {
+            const float *src = b + kk * ldb + j0;
+            ptrdiff_t j = 0;
+            for (; j < w; j++) dst[j] = src[j];
+            for (; j < IK_PANEL_WIDTH; j++) dst[j] = 0.0f;
+            dst += IK_PANEL_WIDTH;
+        }
+    }
+}
+
+/* Portable micro-kernel: plain C the compiler vectorises for the baseline target (SSE2 on
+ * x86-64, NEON on arm64). Register tile 4 rows × 16 columns: 64 accumulators = 16 four-wide
+ * vectors, which fits the 32 NEON registers (SSE2 spills a few; this path is a fallback). */
+#define IK_PMR 4
+static inline __attribute__((always_inline))
+void tile_4x16(const int mr, ptrdiff_t kc, const float *restrict a, ptrdiff_t lda,
+               const float *restrict b, float *restrict c, ptrdiff_t ldc,
+               const float *restrict bias, int cols, int load_c, int relu) {
+    float acc[IK_PMR][16];
+    for (int i = 0; i < IK_PMR; i++)
+        for (int j = 0; j < 16; j++) acc[i][j] = 0.0f;
+    for (ptrdiff_t k = 0; k < kc; k++) {
+        for (int i = 0; i < mr; i++) {
+            const float x = a[i * lda + k];
+            for (int j = 0; j < 16; j++) acc[i][j] += x * b[j];
+        }
+        b += 16;
+    }
+    for (int i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        for (int j = 0; j < cols; j++) {
+            float v = acc[i][j] + (load_c ? row[j] : bias ? bias[j] : 0.0f);
+            if (relu && v < 0.0f) v = 0.0f;
+            row[j] = v;
+        }
+    }
+}
+
+void ik_block_portable(const ik_block *blk) {
+    const ptrdiff_t m = blk->m, kc = blk->kc, lda = blk->lda, ldc = blk->ldc;
+    for (ptrdiff_t p = 0; p < blk->panels; p++) {
+        const float *b = blk->b + p * blk->panel_stride;
+        const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
+        const int cols = p == blk->panels - 1 ? blk->last_cols : 16;
+        float *c = blk->c + 16 * p;
+        ptrdiff_t i = 0;
+        for (; i + IK_PMR <= m; i += IK_PMR)
+            tile_4x16(IK_PMR, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu);
+        switch (m - i) {
+        case 1: tile_4x16(1, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 2: tile_4x16(2, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 3: tile_4x16(3, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        default: break;
+        }
+    }
+}
+
+/* Cache-blocking parameters per kernel.
+ * kc: depth of a K block. The kernels keep a kc×16 (AVX2, portable) or kc×32 (AVX-512) slice
+ *     of B in L1 while they sweep the rows: 256 deep = 16 KB / 32 KB. Deeper K is split into
+ *     near-equal blocks whose partial sums accumulate in C; bias goes in with the first block,
+ *     ReLU with the last.
+ * mc: rows per block of A, so that the mc×kc block (≤ 96 KB) stays in L2 while every panel
+ *     of the column range passes over it, and the mc×n block of C stays in L2 across K blocks. */
+typedef struct { ptrdiff_t kc, mc; void (*block)(const ik_block *); } ik_params;
+
+int ik_gemm_isa(void);
+
+static ik_params params_for(int isa) {
+    switch (isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    case IK_ISA_AVX512: return (ik_params){ 256, 96, ik_block_avx512 };
+    case IK_ISA_AVX2: return (ik_params){ 256, 96, ik_block_avx2 };
+#endif
+    default: return (ik_params){ 256, 64, ik_block_portable };
+    }
+}
+
+void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+             const float *a, ptrdiff_t lda,
+             const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+             float *c, ptrdiff_t ldc, const float *bias, int relu) {
+    const ptrdiff_t total_panels = (n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
+    if (panel_end > total_panels) panel_end = total_panels;
+    if (m <= 0 || panel_begin >= panel_end) return;
+    const ptrdiff_t j0 = panel_begin * IK_PANEL_WIDTH;
+    const ptrdiff_t j1 = panel_end * IK_PANEL_WIDTH < n ? panel_end * IK_PANEL_WIDTH : n;
+    float *cb = c + j0;
+    const float *biasb = bias ? bias + j0 : NULL;
+
+    if (k <= 0) {  /* empty sum: C = relu?(bias) */
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t j = 0; j < j1 - j0; j++) {
+                float v = biasb ? biasb[j] : 0.0f;
+                cb[i * ldc + j] = relu && v < 0.0f ? 0.0f : v;
+            }
+        return;
+    }
+
+    const ik_params prm = params_for(ik_gemm_isa());
+    const ptrdiff_t kblocks = (k + prm.kc - 1) / prm.kc;
+    const ptrdiff_t kc = (k + kblocks - 1) / kblocks;
+    ik_block blk;
+    blk.lda = lda;
+    blk.ldc = ldc;
+    blk.panel_stride = IK_PANEL_WIDTH * k;
+    blk.panels = panel_end - panel_begin;
+    blk.last_cols = (int)(j1 - (panel_end - 1) * IK_PANEL_WIDTH);
+    /* Row blocks outer, K blocks inner: the mc-row block of C stays in cache while its partial
+     * sums accumulate over the K blocks. */
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += prm.mc) {
+        blk.m = m - i0 < prm.mc ? m - i0 : prm.mc;
+        blk.c = cb + i0 * ldc;
+        for (ptrdiff_t k0 = 0; k0 < k; k0 += kc) {
+            blk.kc = k - k0 < kc ? k - k0 : kc;
+            blk.a = a + i0 * lda + k0;
+            blk.b = packed + panel_begin * blk.panel_stride + k0 * IK_PANEL_WIDTH;
+            blk.bias = k0 == 0 ? biasb : NULL;
+            blk.load_c = k0 != 0;
+            blk.relu = relu && k0 + blk.kc >= k;
+            prm.block(&blk);
+        }
+    }
+}

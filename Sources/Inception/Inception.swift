@@ -1,0 +1,3 @@
+// The public library: one import for everything a user of the network needs.
+@_exported import InceptionCore
+@_exported import InceptionModels

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `inception`: run, inspect, convert and summarise Inception V1 (GoogLeNet).
+@main
+struct InceptionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inception",
+        abstract: "Inception V1 (GoogLeNet) exactly as TF-slim defines it: run, inspect and convert it.",
+        subcommands: [Summary.self]
+    )
+}

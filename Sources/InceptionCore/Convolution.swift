@@ -1,0 +1,161 @@
+import Foundation
+
+/// A 2-D convolution ready to run: weights packed for the GEMM, with an optional per-channel bias
+/// (where a folded batch norm lands) and an optional fused ReLU.
+///
+/// Shapes: input NHWC [N, H, W, CI]; weights HWIO [KH, KW, CI, CO]; output NHWC [N, OH, OW, CO].
+/// As a matrix product: rows are output pixels (M = N·OH·OW), the reduction runs over one
+/// receptive field (K = KH·KW·CI, in HWIO order), columns are output channels (CO).
+public struct Convolution2D: Sendable {
+    public let window: Window2D
+    public let inputChannels: Int
+    public let outputChannels: Int
+    public let weights: PackedMatrix
+    public let bias: [Float]?
+    public let relu: Bool
+
+    /// Packs HWIO `weights` (shape [KH, KW, CI, CO]).
+    public init(weights: Tensor, bias: [Float]?, stride: Int = 1, padding: Padding = .same, relu: Bool) {
+        precondition(weights.rank == 4, "convolution weights must be HWIO, got \(weights.shape)")
+        let s = weights.shape
+        precondition(bias == nil || bias!.count == s[3])
+        window = Window2D(kernel: (s[0], s[1]), stride: (stride, stride), padding: padding)
+        inputChannels = s[2]
+        outputChannels = s[3]
+        self.weights = GEMM.pack(weights.scalars, rows: s[0] * s[1] * s[2], columns: s[3])
+        self.bias = bias
+        self.relu = relu
+    }
+
+    /// The output shape for an NHWC input shape, or nil when the window does not fit.
+    public func outputShape(for input: [Int]) -> [Int]? {
+        guard input.count == 4, input[3] == inputChannels,
+              let g = window.geometry(inputHeight: input[1], inputWidth: input[2]) else { return nil }
+        return [input[0], g.outputHeight, g.outputWidth, outputChannels]
+    }
+
+    /// Runs the convolution into a fresh tensor.
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        guard let shape = outputShape(for: input.shape) else {
+            preconditionFailure("convolution \(window) with \(inputChannels) input channels does not fit input \(input.shape)")
+        }
+        var output = Tensor(zeros: shape)
+        output.scalars.withUnsafeMutableBufferPointer { out in
+            run(input, into: out.baseAddress!, channelStride: outputChannels)
+        }
+        return output
+    }
+
+    /// Runs the convolution, writing output channel `c` of pixel `p` at `output[p * channelStride + c]`:
+    /// with `channelStride` larger than `outputChannels` and `output` pointing at a channel offset,
+    /// an Inception branch writes straight into its slice of the concatenated block output.
+    public func run(_ input: Tensor, into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+        let n = input.shape[0], h = input.shape[1], w = input.shape[2], ci = inputChannels
+        guard input.shape[3] == ci, let g = window.geometry(inputHeight: h, inputWidth: w) else {
+            preconditionFailure("convolution does not fit input \(input.shape)")
+        }
+        let m = n * g.outputHeight * g.outputWidth
+        input.scalars.withUnsafeBufferPointer { inBuffer in
+            let source = inBuffer.baseAddress!
+            // A 1x1 stride-1 convolution on NHWC *is* a matrix product with the input as A:
+            // every pixel's channels are one contiguous row. No copy.
+            if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
+                withBias { biasPointer in
+                    GEMM.multiply(m: m, a: source, lda: ci, b: weights, c: output, ldc: channelStride,
+                                  bias: biasPointer, relu: relu)
+                }
+                return
+            }
+            // Otherwise gather receptive fields row block by row block (implicit im2col): the GEMM
+            // asks for rows start..<start+count and we copy each (kh, kw) tap's CI channels, or zeros
+            // where the tap falls in the padding.
+            let gather = ReceptiveFieldGather(source: source, batch: n, geometry: g, channels: ci)
+            withBias { biasPointer in
+                GEMM.multiply(m: m, gatherRows: { start, count, buffer in gather.rows(start, count, into: buffer) },
+                              b: weights, c: output, ldc: channelStride, bias: biasPointer, relu: relu)
+            }
+        }
+    }
+}
+
+extension Convolution2D {
+    func withBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil) }
+        return bias.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}
+
+/// Copies receptive fields of an NHWC input into rows of an im2col matrix (K = KH·KW·CI, HWIO order).
+struct ReceptiveFieldGather: @unchecked Sendable {
+    let source: UnsafePointer<Float>
+    let batch: Int
+    let geometry: WindowGeometry
+    let channels: Int
+
+    func rows(_ start: Int, _ count: Int, into buffer: UnsafeMutablePointer<Float>) {
+        let g = geometry, wnd = g.window, ci = channels
+        let k = wnd.kernelHeight * wnd.kernelWidth * ci
+        let pixelsPerImage = g.outputHeight * g.outputWidth
+        for r in 0..<count {
+            let pixel = start + r
+            let image = pixel / pixelsPerImage
+            let oh = (pixel % pixelsPerImage) / g.outputWidth
+            let ow = pixel % g.outputWidth
+            var row = buffer + r * k
+            let imageBase = source + image * g.inputHeight * g.inputWidth * ci
+            for kh in 0..<wnd.kernelHeight {
+                let ih = oh * wnd.strideHeight + kh - g.padTop
+                if ih < 0 || ih >= g.inputHeight {
+                    row.update(repeating: 0, count: wnd.kernelWidth * ci)
+                    row += wnd.kernelWidth * ci
+                    continue
+                }
+                for kw in 0..<wnd.kernelWidth {
+                    let iw = ow * wnd.strideWidth + kw - g.padLeft
+                    if iw < 0 || iw >= g.inputWidth {
+                        row.update(repeating: 0, count: ci)
+                    } else {
+                        row.update(from: imageBase + (ih * g.inputWidth + iw) * ci, count: ci)
+                    }
+                    row += ci
+                }
+            }
+        }
+    }
+}
+
+extension Convolution2D {
+    /// The plain direct convolution (seven nested loops), kept beside the fast path for tests.
+    public static func reference(_ input: Tensor, weights: Tensor, bias: [Float]?, stride: Int,
+                                 padding: Padding, relu: Bool) -> Tensor {
+        let (n, h, w, ci) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (kh, kw, co) = (weights.shape[0], weights.shape[1], weights.shape[3])
+        precondition(weights.shape[2] == ci)
+        let g = Window2D(kernel: (kh, kw), stride: (stride, stride), padding: padding)
+            .geometry(inputHeight: h, inputWidth: w)!
+        var out = Tensor(zeros: [n, g.outputHeight, g.outputWidth, co])
+        for b in 0..<n {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    for o in 0..<co {
+                        var acc: Float = bias?[o] ?? 0
+                        for y in 0..<kh {
+                            let iy = oy * stride + y - g.padTop
+                            if iy < 0 || iy >= h { continue }
+                            for x in 0..<kw {
+                                let ix = ox * stride + x - g.padLeft
+                                if ix < 0 || ix >= w { continue }
+                                for c in 0..<ci {
+                                    acc += input.scalars[((b * h + iy) * w + ix) * ci + c]
+                                        * weights.scalars[((y * kw + x) * ci + c) * co + o]
+                                }
+                            }
+                        }
+                        out.scalars[((b * g.outputHeight + oy) * g.outputWidth + ox) * co + o] = relu ? max(acc, 0) : acc
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+import InceptionCore
+
+/// A runnable Inception V1: the layer description, its options and its variables by slim name.
+///
+/// ```swift
+/// let model = try InceptionModel(options: ModelOptions(numClasses: 1001))
+/// try model.assign(weightsByName)                 // e.g. from a TF-slim checkpoint
+/// let result = try model.forward(batch)           // batch: [N, 224, 224, 3] in [-1, 1]
+/// result.endpoints["Mixed_4c"], result.output     // logits [N, 1001]
+/// ```
+public final class InceptionModel: @unchecked Sendable {
+    public let options: ModelOptions
+    /// The base layers that run, up to `options.finalEndpoint`.
+    public let layers: [Layer]
+    /// 3 with the root block, else 192 (the channels Mixed_3b takes).
+    public let inputChannels: Int
+    /// Every variable, in slim's creation order.
+    public let variableSpecs: [VariableSpec]
+    /// Whether the logits head is built (final endpoint Mixed_5c).
+    public var hasHead: Bool { options.finalEndpoint == "Mixed_5c" }
+
+    public private(set) var variables: [String: Tensor]
+    private var compiled: [String: Convolution2D]?
+    private let lock = NSLock()
+    private var dropoutGenerator: SeededGenerator
+
+    /// Builds the model with slim's initialisers (weights truncated normal, stddev 0.01 in the base,
+    /// variance scaling in the logits; beta 0, gamma 1, moving mean 0, moving variance 1).
+    public init(options: ModelOptions = ModelOptions(), seed: UInt64 = 0) throws {
+        let all = InceptionV1.rootBlock + InceptionV1.inceptionBlocks
+        guard let last = all.firstIndex(where: { $0.name == options.finalEndpoint }) else {
+            throw ModelError("unknown final endpoint '\(options.finalEndpoint)'; choose one of: "
+                             + InceptionV1.baseEndpoints.joined(separator: ", "))
+        }
+        let first = options.includeRootBlock ? 0 : InceptionV1.rootBlock.count
+        guard last >= first else {
+            throw ModelError("final endpoint '\(options.finalEndpoint)' is in the root block, which is excluded")
+        }
+        guard options.numClasses >= 0 else { throw ModelError("the number of classes must be 0 or more") }
+        self.options = options
+        layers = Array(all[first...last])
+        inputChannels = options.includeRootBlock ? 3 : 192
+        var specs: [VariableSpec] = []
+        var channels = inputChannels
+        for layer in layers {
+            channels = Self.collectVariables(layer, scope: InceptionV1.scope, inputChannels: channels,
+                                             options: options, into: &specs)
+        }
+        if options.finalEndpoint == "Mixed_5c" && options.numClasses > 0 {
+            let head = "\(InceptionV1.scope)/\(InceptionV1.logitsScope)"
+            specs.append(VariableSpec(name: head + "/weights", shape: [1, 1, channels, options.numClasses], role: .weights))
+            specs.append(VariableSpec(name: head + "/biases", shape: [options.numClasses], role: .biases))
+        }
+        variableSpecs = specs
+        dropoutGenerator = SeededGenerator(seed: seed ^ 0xD50F)
+        var rng = SeededGenerator(seed: seed)
+        var values: [String: Tensor] = [:]
+        for spec in specs { values[spec.name] = Self.initialValue(spec, using: &rng) }
+        variables = values
+    }
+
+    /// Walks one layer, appending its variables; returns the channels it outputs.
+    private static func collectVariables(_ layer: Layer, scope: String, inputChannels: Int,
+                                         options: ModelOptions, into specs: inout [VariableSpec]) -> Int {
+        switch layer {
+        case .conv(let name, let out, let window):
+            let s = "\(scope)/\(name)"
+            specs.append(VariableSpec(name: s + "/weights",
+                                      shape: [window.kernelHeight, window.kernelWidth, inputChannels, out], role: .weights))
+            if options.useBatchNorm {
+                specs.append(VariableSpec(name: s + "/BatchNorm/beta", shape: [out], role: .beta))
+                if options.batchNormScale {
+                    specs.append(VariableSpec(name: s + "/BatchNorm/gamma", shape: [out], role: .gamma))
+                }
+                specs.append(VariableSpec(name: s + "/BatchNorm/moving_mean", shape: [out], role: .movingMean))
+                specs.append(VariableSpec(name: s + "/BatchNorm/moving_variance", shape: [out], role: .movingVariance))
+            } else {
+                specs.append(VariableSpec(name: s + "/biases", shape: [out], role: .biases))
+            }
+            return out
+        case .maxPool, .avgPool:
+            return inputChannels
+        case .mixed(let name, let branches):
+            var total = 0
+            for (i, branch) in branches.enumerated() {
+                var c = inputChannels
+                for l in branch {
+                    c = collectVariables(l, scope: "\(scope)/\(name)/Branch_\(i)", inputChannels: c,
+                                         options: options, into: &specs)
+                }
+                total += c
+            }
+            return total
+        }
+    }
+
+    private static func initialValue(_ spec: VariableSpec, using rng: inout SeededGenerator) -> Tensor {
+        switch spec.role {
+        case .weights:
+            // slim: truncated normal (0.01) inside the base; variance scaling (factor 2, fan in,
+            // truncated normal: stddev sqrt(1.3·2/fan_in)) for the logits.
+            let fanIn = spec.shape.dropLast().reduce(1, *)
+            let std: Float = spec.name.contains("/Logits/") ? (2.6 / Float(fanIn)).squareRoot() : 0.01
+            return Tensor(shape: spec.shape, scalars: (0..<spec.count).map { _ in rng.truncatedNormal() * std })
+        case .biases, .beta, .movingMean: return Tensor(zeros: spec.shape)
+        case .gamma, .movingVariance: return Tensor(repeating: 1, shape: spec.shape)
+        }
+    }
+
+    // MARK: Variables
+
+    /// Replaces variables by name. Every name must be one of the model's and every shape must
+    /// match; all problems are reported together and nothing is changed unless all are fine.
+    public func assign(_ values: [String: Tensor]) throws {
+        let specs = Dictionary(uniqueKeysWithValues: variableSpecs.map { ($0.name, $0) })
+        var problems: [String] = []
+        for (name, value) in values.sorted(by: { $0.key < $1.key }) {
+            guard let spec = specs[name] else { problems.append("unknown variable \(name)"); continue }
+            if spec.shape != value.shape {
+                problems.append("\(name): expected shape \(spec.shape), got \(value.shape)")
+            }
+        }
+        guard problems.isEmpty else { throw ModelError(problems.joined(separator: "\n")) }
+        lock.lock(); defer { lock.unlock() }
+        for (name, value) in values { variables[name] = value }
+        compiled = nil
+    }
+
+    /// The number of elements of all variables (slim's model-variable count, moving statistics included).
+    public var parameterCount: Int { variableSpecs.reduce(0) { $0 + $1.count } }
+
+    // MARK: Running
+
+    /// The result of a forward pass.
+    public struct Output: Sendable {
+        /// The network's output: logits, pooled features (no classes) or the final endpoint.
+        public let output: Tensor
+        /// Every endpoint computed, in network order.
+        public let endpoints: Endpoints
+    }
+
+    /// Runs the network on an NHWC batch (values in [-1, 1] for the released weights).
+    public func forward(_ input: Tensor) throws -> Output {
+        try validate(inputShape: input.shape)
+        let convs = options.isTraining ? [:] : inferenceConvolutions()
+        var endpoints = Endpoints()
+        var x = input
+        for layer in layers {
+            x = run(layer, scope: InceptionV1.scope, input: x, convs: convs)
+            endpoints.append(layer.name, x)
+        }
+        guard hasHead else { return Output(output: x, endpoints: endpoints) }
+        let pooled: Tensor
+        if options.globalPool {
+            pooled = Pooling.globalAverage(x)
+            endpoints.append("global_pool", pooled)
+        } else {
+            pooled = Pooling.pool(.average, x, InceptionV1.avgPoolWindow)
+            endpoints.append("AvgPool_0a_7x7", pooled)
+        }
+        guard options.numClasses > 0 else { return Output(output: pooled, endpoints: endpoints) }
+        var features = pooled
+        if options.isTraining {
+            features = Ops.dropout(features, keep: options.dropoutKeepProbability, using: &dropoutGenerator)
+        }
+        let head = "\(InceptionV1.scope)/\(InceptionV1.logitsScope)"
+        let logitsLayer = convs[head] ?? Convolution2D(weights: variables[head + "/weights"]!,
+                                                        bias: variables[head + "/biases"]!.scalars, relu: false)
+        var logits = logitsLayer(features)
+        if options.spatialSqueeze { logits = logits.reshaped([logits.shape[0], options.numClasses]) }
+        endpoints.append("Logits", logits)
+        endpoints.append("Predictions", Ops.softmax(logits))
+        return Output(output: logits, endpoints: endpoints)
+    }
+
+    /// Checks an input shape before anything runs, so a bad input is an error and not a crash.
+    public func validate(inputShape shape: [Int]) throws {
+        guard shape.count == 4 else {
+            throw ModelError("input must be a 4-D NHWC batch [N, H, W, \(inputChannels)], got shape \(shape)")
+        }
+        guard shape[3] == inputChannels else {
+            throw ModelError("input has \(shape[3]) channels; this model takes \(inputChannels)"
+                + (options.includeRootBlock ? " (RGB)" : " (the Mixed_3b input, without the root block)"))
+        }
+        guard shape[0] > 0, shape[1] > 0, shape[2] > 0 else { throw ModelError("input shape \(shape) is empty") }
+        let final = try shapes(height: shape[1], width: shape[2]).last!
+        if hasHead && options.numClasses > 0 && options.spatialSqueeze && !options.globalPool
+            && (final.shape[1] != 1 || final.shape[2] != 1) {
+            throw ModelError("a \(shape[1])x\(shape[2]) input gives \(final.shape[1])x\(final.shape[2]) logits, which "
+                + "cannot be squeezed; use global pooling, no spatial squeeze, or a \(InceptionV1.defaultImageSize)x\(InceptionV1.defaultImageSize) input")
+        }
+    }
+
+    private func run(_ layer: Layer, scope: String, input: Tensor, convs: [String: Convolution2D]) -> Tensor {
+        switch layer {
+        case .conv(let name, _, let window):
+            let path = "\(scope)/\(name)"
+            if let conv = convs[path] { return conv(input) }
+            return trainingConvolution(path, window: window, input: input)
+        case .maxPool(_, let window):
+            return Pooling.pool(.max, input, window)
+        case .avgPool(_, let window):
+            return Pooling.pool(.average, input, window)
+        case .mixed(let name, let branches):
+            // Each branch's last layer writes straight into its channel slice of the output.
+            var outputs: [Tensor] = []
+            for (i, branch) in branches.enumerated() {
+                var x = input
+                for l in branch { x = run(l, scope: "\(scope)/\(name)/Branch_\(i)", input: x, convs: convs) }
+                outputs.append(x)
+            }
+            return Ops.concatChannels(outputs)
+        }
+    }
+
+    /// Convolution → batch norm with this batch's statistics → ReLU (slim with is_training=True).
+    private func trainingConvolution(_ path: String, window: Window2D, input: Tensor) -> Tensor {
+        let stride = window.strideHeight
+        if !options.useBatchNorm {
+            return Convolution2D(weights: variables[path + "/weights"]!, bias: variables[path + "/biases"]!.scalars,
+                                 stride: stride, padding: window.padding, relu: true)(input)
+        }
+        let raw = Convolution2D(weights: variables[path + "/weights"]!, bias: nil, stride: stride,
+                                padding: window.padding, relu: false)(input)
+        let (mean, variance) = Ops.channelMoments(raw)
+        let normalized = Ops.batchNorm(raw, mean: mean, variance: variance,
+                                       beta: variables[path + "/BatchNorm/beta"]!.scalars,
+                                       gamma: variables[path + "/BatchNorm/gamma"]?.scalars,
+                                       epsilon: options.batchNormEpsilon)
+        return Ops.relu(normalized)
+    }
+
+    /// Inference convolutions with batch norm folded into weights and bias, packed once and cached
+    /// until the variables change.
+    private func inferenceConvolutions() -> [String: Convolution2D] {
+        lock.lock(); defer { lock.unlock() }
+        if let compiled { return compiled }
+        var convs: [String: Convolution2D] = [:]
+        var all = layers.flatMap { $0.convolutions(scope: InceptionV1.scope) }
+        if hasHead && options.numClasses > 0 {
+            all.append(("\(InceptionV1.scope)/\(InceptionV1.logitsScope)", Window2D(1)))
+        }
+        for (path, window) in all {
+            var weights = variables[path + "/weights"]!
+            let co = weights.shape[3]
+            let isLogits = path.hasSuffix(InceptionV1.logitsScope)
+            if isLogits || !options.useBatchNorm {
+                convs[path] = Convolution2D(weights: weights, bias: variables[path + "/biases"]!.scalars,
+                                            stride: window.strideHeight, padding: window.padding, relu: !isLogits)
+                continue
+            }
+            let (scale, shift) = Ops.foldBatchNorm(
+                mean: variables[path + "/BatchNorm/moving_mean"]!.scalars,
+                variance: variables[path + "/BatchNorm/moving_variance"]!.scalars,
+                beta: variables[path + "/BatchNorm/beta"]!.scalars,
+                gamma: variables[path + "/BatchNorm/gamma"]?.scalars, epsilon: options.batchNormEpsilon)
+            for i in 0..<weights.count { weights.scalars[i] *= scale[i % co] }
+            convs[path] = Convolution2D(weights: weights, bias: shift, stride: window.strideHeight,
+                                        padding: window.padding, relu: true)
+        }
+        compiled = convs
+        return convs
+    }
+}

@@ -1,0 +1,65 @@
+/* Single-thread micro-benchmark of the C kernels (no Swift, no threads): GFLOP/s per GEMM shape
+ * of Inception V1 at batch 1, plus a check against a naive triple loop.
+ * Build and run: benchmarks/gemm/run_kernel_bench.sh [portable|avx2|avx512] */
+#define _POSIX_C_SOURCE 200809L
+#include "inception_kernels.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static int cmp(const void *x, const void *y) { double a = *(const double *)x, b = *(const double *)y; return a < b ? -1 : a > b; }
+
+typedef struct { const char *name; long m, k, n; } shape;
+static const shape shapes[] = {
+    {"Conv2d_1a_7x7", 12544, 147, 64}, {"Conv2d_2b_1x1", 3136, 64, 64}, {"Conv2d_2c_3x3", 3136, 576, 192},
+    {"Mixed_3b_1x1_64", 784, 192, 64}, {"Mixed_3b_1x1_96", 784, 192, 96}, {"Mixed_3b_1x1_16", 784, 192, 16},
+    {"Mixed_3b_3x3_128", 784, 864, 128}, {"Mixed_3b_3x3_32", 784, 144, 32},
+    {"Mixed_4b_1x1_192", 196, 480, 192}, {"Mixed_4e_1x1_256", 196, 528, 256}, {"Mixed_4f_3x3_320", 196, 1440, 320},
+    {"Mixed_4b_3x3_208", 196, 864, 208},
+    {"Mixed_5b_1x1_256", 49, 832, 256}, {"Mixed_5c_1x1_384", 49, 832, 384}, {"Mixed_5b_3x3_320", 49, 1440, 320},
+    {"Mixed_5c_3x3_384", 49, 1728, 384}, {"Logits", 1, 1024, 1001},
+};
+
+int main(int argc, char **argv) {
+    if (argc > 1) ik_gemm_set_isa(!strcmp(argv[1], "portable") ? 0 : !strcmp(argv[1], "avx2") ? 1 : 2);
+    const double target = argc > 2 ? atof(argv[2]) : 0.3;  /* seconds per shape */
+    printf("isa %d\n%-20s %6s %5s %5s %9s %9s %10s\n", ik_gemm_isa(), "shape", "M", "K", "N", "GFLOP/s", "best", "maxrelerr");
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const long m = shapes[s].m, k = shapes[s].k, n = shapes[s].n;
+        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+        float *c = malloc(sizeof(float) * m * n), *r = malloc(sizeof(float) * m * n), *bias = malloc(sizeof(float) * n);
+        float *p = aligned_alloc(64, sizeof(float) * (ik_packed_count(k, n) + 16));
+        for (long i = 0; i < m * k; i++) a[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+        for (long i = 0; i < k * n; i++) b[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+        for (long i = 0; i < n; i++) bias[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+        ik_pack(b, n, k, n, p);
+        const long panels = (n + 15) / 16;
+        ik_gemm(m, k, n, a, k, p, 0, panels, c, n, bias, 1);
+        double worst = 0;
+        for (long i = 0; i < m; i += (m > 64 ? 7 : 1))
+            for (long j = 0; j < n; j++) {
+                double s = bias[j], mag = fabs(bias[j]);
+                for (long q = 0; q < k; q++) { s += (double)a[i * k + q] * b[q * n + j]; mag += fabs((double)a[i * k + q] * b[q * n + j]); }
+                if (s < 0) s = 0;
+                double e = fabs(c[i * n + j] - s) / (mag + 1e-30);
+                if (e > worst) worst = e;
+            }
+        double t0 = now(); int reps = 0;
+        while (now() - t0 < 0.05) { ik_gemm(m, k, n, a, k, p, 0, panels, c, n, bias, 1); reps++; }
+        const int inner = reps / 5 > 0 ? reps / 5 : 1;  /* ~10 ms per sample */
+        double samples[64]; int ns = 0; t0 = now();
+        while (ns < 64 && (now() - t0 < target || ns < 5)) {
+            double t = now();
+            for (int it = 0; it < inner; it++) ik_gemm(m, k, n, a, k, p, 0, panels, c, n, bias, 1);
+            samples[ns++] = (now() - t) / inner;
+        }
+        qsort(samples, ns, sizeof *samples, cmp);
+        const double fl = 2.0 * m * k * n;
+        printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", shapes[s].name, m, k, n, fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
+        free(a); free(b); free(c); free(r); free(bias); free(p);
+    }
+    return 0;
+}
