@@ -184,10 +184,10 @@ public final class InceptionModel: @unchecked Sendable {
                 + (options.includeRootBlock ? " (RGB)" : " (the Mixed_3b input, without the root block)"))
         }
         guard shape[0] > 0, shape[1] > 0, shape[2] > 0 else { throw ModelError("input shape \(shape) is empty") }
-        let final = try shapes(height: shape[1], width: shape[2]).last!
-        if hasHead && options.numClasses > 0 && options.spatialSqueeze && !options.globalPool
-            && (final.shape[1] != 1 || final.shape[2] != 1) {
-            throw ModelError("a \(shape[1])x\(shape[2]) input gives \(final.shape[1])x\(final.shape[2]) logits, which "
+        let rows = try shapes(height: shape[1], width: shape[2])
+        if let pool = rows.first(where: { $0.name == "AvgPool_0a_7x7" }), options.numClasses > 0,
+           options.spatialSqueeze, pool.shape[1] != 1 || pool.shape[2] != 1 {
+            throw ModelError("a \(shape[1])x\(shape[2]) input gives \(pool.shape[1])x\(pool.shape[2]) logits, which "
                 + "cannot be squeezed; use global pooling, no spatial squeeze, or a \(InceptionV1.defaultImageSize)x\(InceptionV1.defaultImageSize) input")
         }
     }
