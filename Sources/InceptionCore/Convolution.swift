@@ -50,30 +50,37 @@ public struct Convolution2D: Sendable {
     /// with `channelStride` larger than `outputChannels` and `output` pointing at a channel offset,
     /// an Inception branch writes straight into its slice of the concatenated block output.
     public func run(_ input: Tensor, into output: UnsafeMutablePointer<Float>, channelStride: Int) {
-        let n = input.shape[0], h = input.shape[1], w = input.shape[2], ci = inputChannels
-        guard input.shape[3] == ci, let g = window.geometry(inputHeight: h, inputWidth: w) else {
-            preconditionFailure("convolution does not fit input \(input.shape)")
+        precondition(input.rank == 4 && input.shape[3] == inputChannels, "convolution does not fit input \(input.shape)")
+        input.scalars.withUnsafeBufferPointer { source in
+            run(source.baseAddress!, batch: input.shape[0], height: input.shape[1], width: input.shape[2],
+                into: output, channelStride: channelStride)
+        }
+    }
+
+    /// Runs on a raw NHWC input of `inputChannels` channels (the form the inference plan uses, on
+    /// its reused buffers).
+    public func run(_ source: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int,
+                    into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+        guard let g = window.geometry(inputHeight: h, inputWidth: w) else {
+            preconditionFailure("convolution \(window) does not fit a \(h)x\(w) input")
         }
         let m = n * g.outputHeight * g.outputWidth
-        input.scalars.withUnsafeBufferPointer { inBuffer in
-            let source = inBuffer.baseAddress!
-            // A 1x1 stride-1 convolution on NHWC *is* a matrix product with the input as A:
-            // every pixel's channels are one contiguous row. No copy.
-            if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
-                withBias { biasPointer in
-                    GEMM.multiply(m: m, a: source, lda: ci, b: weights, c: output, ldc: channelStride,
-                                  bias: biasPointer, relu: relu)
-                }
-                return
-            }
-            // Otherwise gather receptive fields row block by row block (implicit im2col): the GEMM
-            // asks for rows start..<start+count and we copy each (kh, kw) tap's CI channels, or zeros
-            // where the tap falls in the padding.
-            let gather = ReceptiveFieldGather(source: source, batch: n, geometry: g, channels: ci)
+        // A 1x1 stride-1 convolution on NHWC *is* a matrix product with the input as A:
+        // every pixel's channels are one contiguous row. No copy.
+        if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
             withBias { biasPointer in
-                GEMM.multiply(m: m, gatherRows: { start, count, buffer in gather.rows(start, count, into: buffer) },
-                              b: weights, c: output, ldc: channelStride, bias: biasPointer, relu: relu)
+                GEMM.multiply(m: m, a: source, lda: inputChannels, b: weights, c: output, ldc: channelStride,
+                              bias: biasPointer, relu: relu)
             }
+            return
+        }
+        // Otherwise gather receptive fields row block by row block (implicit im2col): the GEMM
+        // asks for rows start..<start+count and we copy each (kh, kw) tap's CI channels, or zeros
+        // where the tap falls in the padding.
+        let gather = ReceptiveFieldGather(source: source, batch: n, geometry: g, channels: inputChannels)
+        withBias { biasPointer in
+            GEMM.multiply(m: m, gatherRows: { start, count, buffer in gather.rows(start, count, into: buffer) },
+                          b: weights, c: output, ldc: channelStride, bias: biasPointer, relu: relu)
         }
     }
 }

@@ -11,16 +11,24 @@ public enum Ops {
     public static func softmax(_ x: Tensor) -> Tensor {
         guard let classes = x.shape.last, classes > 0 else { return x }
         var out = x
-        out.scalars.withUnsafeMutableBufferPointer { p in
-            for row in 0..<(x.count / classes) {
-                let r = UnsafeMutableBufferPointer(rebasing: p[(row * classes)..<((row + 1) * classes)])
-                let top = r.max()!
-                var sum: Float = 0
-                for i in 0..<classes { r[i] = expf(r[i] - top); sum += r[i] }
-                for i in 0..<classes { r[i] /= sum }
+        x.scalars.withUnsafeBufferPointer { source in
+            out.scalars.withUnsafeMutableBufferPointer { p in
+                softmax(source.baseAddress!, rows: x.count / classes, classes: classes, into: p.baseAddress!)
             }
         }
         return out
+    }
+
+    /// Softmax of `rows` contiguous rows of `classes` logits.
+    public static func softmax(_ source: UnsafePointer<Float>, rows: Int, classes: Int, into output: UnsafeMutablePointer<Float>) {
+        for row in 0..<rows {
+            let x = source + row * classes, y = output + row * classes
+            var top = -Float.infinity
+            for i in 0..<classes { top = max(top, x[i]) }
+            var sum: Float = 0
+            for i in 0..<classes { y[i] = expf(x[i] - top); sum += y[i] }
+            for i in 0..<classes { y[i] /= sum }
+        }
     }
 
     /// Batch normalisation with given statistics over the last (channel) axis:

@@ -28,51 +28,83 @@ public enum Pooling {
     /// channels are reduced as contiguous vectors (NHWC keeps a pixel's channels together).
     public static func pool(_ kind: Kind, _ input: Tensor, _ window: Window2D,
                             into output: UnsafeMutablePointer<Float>, channelStride: Int) {
-        let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        let g = window.geometry(inputHeight: h, inputWidth: w)!
-        input.scalars.withUnsafeBufferPointer { inBuffer in
-            let source = inBuffer.baseAddress!
-            for b in 0..<n {
-                for oy in 0..<g.outputHeight {
-                    let y0 = max(oy * window.strideHeight - g.padTop, 0)
-                    let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, h)
-                    for ox in 0..<g.outputWidth {
-                        let x0 = max(ox * window.strideWidth - g.padLeft, 0)
-                        let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, w)
-                        let dst = output + ((b * g.outputHeight + oy) * g.outputWidth + ox) * channelStride
-                        let first = source + ((b * h + y0) * w + x0) * c
-                        dst.update(from: first, count: c)
-                        for y in y0..<y1 {
-                            for x in x0..<x1 where y != y0 || x != x0 {
-                                let src = source + ((b * h + y) * w + x) * c
-                                switch kind {
-                                case .max: for i in 0..<c { dst[i] = max(dst[i], src[i]) }
-                                case .average: for i in 0..<c { dst[i] += src[i] }
-                                }
-                            }
-                        }
-                        if kind == .average {
-                            let scale = 1 / Float((y1 - y0) * (x1 - x0))
-                            for i in 0..<c { dst[i] *= scale }
-                        }
+        precondition(input.rank == 4)
+        input.scalars.withUnsafeBufferPointer { source in
+            pool(kind, source.baseAddress!, shape: input.shape, window, into: output, channelStride: channelStride)
+        }
+    }
+
+    /// Pools a raw NHWC input of the given shape. Output rows are spread over the worker threads.
+    public static func pool(_ kind: Kind, _ source: UnsafePointer<Float>, shape: [Int], _ window: Window2D,
+                            into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        guard let g = window.geometry(inputHeight: h, inputWidth: w) else {
+            preconditionFailure("pooling window \(window) does not fit a \(h)x\(w) input")
+        }
+        let rows = n * g.outputHeight
+        let source = SendablePointer(source), output = SendableMutablePointer(output)
+        // A few chunks of whole output rows per thread, for balance without much overhead.
+        let chunk = max(1, (rows + Parallel.threadCount * 4 - 1) / (Parallel.threadCount * 4))
+        Parallel.forEach(count: (rows + chunk - 1) / chunk) { part in
+            for row in (part * chunk)..<min(rows, (part + 1) * chunk) {
+                let b = row / g.outputHeight, oy = row % g.outputHeight
+                poolRow(kind, source.pointer, b: b, oy: oy, h: h, w: w, c: c, g: g,
+                        into: output.pointer + row * g.outputWidth * channelStride, channelStride: channelStride)
+            }
+        }
+    }
+
+    /// One output row: for each output pixel the window is clipped to the real input, then the
+    /// channels are reduced as contiguous vectors (NHWC keeps a pixel's channels together).
+    private static func poolRow(_ kind: Kind, _ source: UnsafePointer<Float>, b: Int, oy: Int, h: Int, w: Int, c: Int,
+                                g: WindowGeometry, into rowOut: UnsafeMutablePointer<Float>, channelStride: Int) {
+        let window = g.window
+        let y0 = max(oy * window.strideHeight - g.padTop, 0)
+        let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, h)
+        for ox in 0..<g.outputWidth {
+            let x0 = max(ox * window.strideWidth - g.padLeft, 0)
+            let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, w)
+            let dst = rowOut + ox * channelStride
+            dst.update(from: source + ((b * h + y0) * w + x0) * c, count: c)
+            for y in y0..<y1 {
+                for x in x0..<x1 where y != y0 || x != x0 {
+                    let src = source + ((b * h + y) * w + x) * c
+                    switch kind {
+                    case .max: for i in 0..<c { dst[i] = max(dst[i], src[i]) }
+                    case .average: for i in 0..<c { dst[i] += src[i] }
                     }
                 }
+            }
+            if kind == .average {
+                let scale = 1 / Float((y1 - y0) * (x1 - x0))
+                for i in 0..<c { dst[i] *= scale }
             }
         }
     }
 
     /// The mean over height and width, keeping them as extent 1: [N, H, W, C] → [N, 1, 1, C].
     public static func globalAverage(_ input: Tensor) -> Tensor {
-        let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        var output = Tensor(zeros: [n, 1, 1, c])
-        let scale = 1 / Float(h * w)
-        for b in 0..<n {
-            for p in 0..<(h * w) {
-                let base = (b * h * w + p) * c
-                for i in 0..<c { output.scalars[b * c + i] += input.scalars[base + i] }
+        var output = Tensor(zeros: [input.shape[0], 1, 1, input.shape[3]])
+        input.scalars.withUnsafeBufferPointer { source in
+            output.scalars.withUnsafeMutableBufferPointer { out in
+                globalAverage(source.baseAddress!, shape: input.shape, into: out.baseAddress!)
             }
-            for i in 0..<c { output.scalars[b * c + i] *= scale }
         }
         return output
+    }
+
+    /// The global mean of a raw NHWC input into `output` ([N, C], contiguous).
+    public static func globalAverage(_ source: UnsafePointer<Float>, shape: [Int], into output: UnsafeMutablePointer<Float>) {
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        let scale = 1 / Float(h * w)
+        for b in 0..<n {
+            let dst = output + b * c
+            dst.update(repeating: 0, count: c)
+            for p in 0..<(h * w) {
+                let src = source + (b * h * w + p) * c
+                for i in 0..<c { dst[i] += src[i] }
+            }
+            for i in 0..<c { dst[i] *= scale }
+        }
     }
 }

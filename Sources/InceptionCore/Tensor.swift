@@ -67,3 +67,15 @@ extension Tensor {
     /// The largest absolute element.
     public var maxAbs: Float { scalars.reduce(0) { max($0, abs($1)) } }
 }
+
+/// A pointer handed to worker threads that write disjoint parts of one buffer.
+public struct SendablePointer: @unchecked Sendable {
+    public let pointer: UnsafePointer<Float>
+    public init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
+}
+
+/// A mutable pointer handed to worker threads that write disjoint parts of one buffer.
+public struct SendableMutablePointer: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
+}

@@ -22,6 +22,8 @@ public final class InceptionModel: @unchecked Sendable {
 
     public private(set) var variables: [String: Tensor]
     private var compiled: [String: Convolution2D]?
+    private var plan: InferencePlan?
+    private var planSelection: PlanSelection?
     private let lock = NSLock()
     private var dropoutGenerator: SeededGenerator
 
@@ -125,6 +127,7 @@ public final class InceptionModel: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         for (name, value) in values { variables[name] = value }
         compiled = nil
+        plan = nil
     }
 
     /// The number of elements of all variables (slim's model-variable count, moving statistics included).
@@ -140,17 +143,57 @@ public final class InceptionModel: @unchecked Sendable {
         public let endpoints: Endpoints
     }
 
+    /// Which endpoints a forward pass returns (each one kept costs a copy of that activation).
+    public enum EndpointSelection: Sendable {
+        case all, none
+        case only(Set<String>)
+
+        func contains(_ name: String) -> Bool {
+            switch self {
+            case .all: return true
+            case .none: return false
+            case .only(let names): return names.contains(name)
+            }
+        }
+    }
+
     /// Runs the network on an NHWC batch (values in [-1, 1] for the released weights).
-    public func forward(_ input: Tensor) throws -> Output {
+    ///
+    /// In inference mode this runs a plan of kernel calls over reused buffers (batch norm folded
+    /// into the convolutions); one pass at a time per model. In training mode batch norm uses the
+    /// batch's statistics and dropout is active.
+    public func forward(_ input: Tensor, endpoints selection: EndpointSelection = .all) throws -> Output {
         try validate(inputShape: input.shape)
-        let convs = options.isTraining ? [:] : inferenceConvolutions()
+        if options.isTraining { return trainingForward(input, selection: selection) }
+        let convs = inferenceConvolutions()
+        lock.lock(); defer { lock.unlock() }
+        if plan?.inputShape != input.shape || planSelection != PlanSelection(selection) {
+            plan = nil  // free the old buffers before planning new ones
+            let head = hasHead ? InferencePlan.Head(
+                globalPool: options.globalPool,
+                logits: options.numClasses > 0 ? convs["\(InceptionV1.scope)/\(InceptionV1.logitsScope)"] : nil,
+                spatialSqueeze: options.spatialSqueeze) : nil
+            plan = InferencePlan(inputShape: input.shape, layers: layers, head: head, convolutions: convs,
+                                 keep: selection.contains)
+            planSelection = PlanSelection(selection)
+        }
+        let (output, all) = plan!.run(input)
+        var endpoints = Endpoints()
+        for name in all.names where selection.contains(name) { endpoints.append(name, all[name]!) }
+        return Output(output: output, endpoints: endpoints)
+    }
+
+    /// Bytes of activation buffers held by the current inference plan.
+    public var planBufferBytes: Int { lock.lock(); defer { lock.unlock() }; return plan?.bufferBytes ?? 0 }
+
+    private func trainingForward(_ input: Tensor, selection: EndpointSelection) -> Output {
         var endpoints = Endpoints()
         var x = input
         for layer in layers {
-            x = run(layer, scope: InceptionV1.scope, input: x, convs: convs)
+            x = run(layer, scope: InceptionV1.scope, input: x)
             endpoints.append(layer.name, x)
         }
-        guard hasHead else { return Output(output: x, endpoints: endpoints) }
+        guard hasHead else { return Output(output: x, endpoints: endpoints.filtered(selection.contains)) }
         let pooled: Tensor
         if options.globalPool {
             pooled = Pooling.globalAverage(x)
@@ -159,19 +202,15 @@ public final class InceptionModel: @unchecked Sendable {
             pooled = Pooling.pool(.average, x, InceptionV1.avgPoolWindow)
             endpoints.append("AvgPool_0a_7x7", pooled)
         }
-        guard options.numClasses > 0 else { return Output(output: pooled, endpoints: endpoints) }
-        var features = pooled
-        if options.isTraining {
-            features = Ops.dropout(features, keep: options.dropoutKeepProbability, using: &dropoutGenerator)
-        }
+        guard options.numClasses > 0 else { return Output(output: pooled, endpoints: endpoints.filtered(selection.contains)) }
+        let features = Ops.dropout(pooled, keep: options.dropoutKeepProbability, using: &dropoutGenerator)
         let head = "\(InceptionV1.scope)/\(InceptionV1.logitsScope)"
-        let logitsLayer = convs[head] ?? Convolution2D(weights: variables[head + "/weights"]!,
-                                                        bias: variables[head + "/biases"]!.scalars, relu: false)
-        var logits = logitsLayer(features)
+        var logits = Convolution2D(weights: variables[head + "/weights"]!, bias: variables[head + "/biases"]!.scalars,
+                                   relu: false)(features)
         if options.spatialSqueeze { logits = logits.reshaped([logits.shape[0], options.numClasses]) }
         endpoints.append("Logits", logits)
         endpoints.append("Predictions", Ops.softmax(logits))
-        return Output(output: logits, endpoints: endpoints)
+        return Output(output: logits, endpoints: endpoints.filtered(selection.contains))
     }
 
     /// Checks an input shape before anything runs, so a bad input is an error and not a crash.
@@ -192,23 +231,18 @@ public final class InceptionModel: @unchecked Sendable {
         }
     }
 
-    private func run(_ layer: Layer, scope: String, input: Tensor, convs: [String: Convolution2D]) -> Tensor {
+    /// The training-mode forward of one layer, on whole tensors.
+    private func run(_ layer: Layer, scope: String, input: Tensor) -> Tensor {
         switch layer {
         case .conv(let name, _, let window):
-            let path = "\(scope)/\(name)"
-            if let conv = convs[path] { return conv(input) }
-            return trainingConvolution(path, window: window, input: input)
+            return trainingConvolution("\(scope)/\(name)", window: window, input: input)
         case .maxPool(_, let window):
             return Pooling.pool(.max, input, window)
         case .avgPool(_, let window):
             return Pooling.pool(.average, input, window)
         case .mixed(let name, let branches):
-            // Each branch's last layer writes straight into its channel slice of the output.
-            var outputs: [Tensor] = []
-            for (i, branch) in branches.enumerated() {
-                var x = input
-                for l in branch { x = run(l, scope: "\(scope)/\(name)/Branch_\(i)", input: x, convs: convs) }
-                outputs.append(x)
+            let outputs = branches.enumerated().map { i, branch in
+                branch.reduce(input) { x, l in run(l, scope: "\(scope)/\(name)/Branch_\(i)", input: x) }
             }
             return Ops.concatChannels(outputs)
         }
@@ -261,5 +295,18 @@ public final class InceptionModel: @unchecked Sendable {
         }
         compiled = convs
         return convs
+    }
+}
+
+/// The endpoints a cached plan emits (a plan is rebuilt when a pass asks for other ones).
+private struct PlanSelection: Equatable {
+    let all: Bool
+    let names: Set<String>
+    init(_ s: InceptionModel.EndpointSelection) {
+        switch s {
+        case .all: all = true; names = []
+        case .none: all = false; names = []
+        case .only(let n): all = false; names = n
+        }
     }
 }

@@ -80,5 +80,11 @@ public struct Endpoints: Sendable {
     }
 
     public subscript(name: String) -> Tensor? { values[name] }
+
+    func filtered(_ keep: (String) -> Bool) -> Endpoints {
+        var out = Endpoints()
+        for name in names where keep(name) { out.append(name, values[name]!) }
+        return out
+    }
     public var count: Int { names.count }
 }

@@ -1,0 +1,192 @@
+import InceptionCore
+
+/// Inference as a fixed schedule of kernel calls over buffers that are planned once per input
+/// shape and reused by every later pass: after the first pass a forward allocates nothing but
+/// the tensors it returns. Each Inception branch writes straight into its channel slice of the
+/// block's output, so there is no concatenation copy.
+final class InferencePlan {
+    /// Where a value lives: a buffer slot (or the caller's input, slot −1) and its NHWC shape.
+    struct Value {
+        let slot: Int
+        let shape: [Int]
+        var count: Int { shape.reduce(1, *) }
+    }
+
+    enum Step {
+        case conv(Convolution2D, input: Value, output: Value, channelOffset: Int)
+        case pool(Pooling.Kind, Window2D, input: Value, output: Value, channelOffset: Int)
+        case globalAverage(input: Value, output: Value)
+        case softmax(input: Value, output: Value)
+        /// Copy a value out as a named endpoint (only the endpoints the caller asked for).
+        case emit(String, Value)
+    }
+
+    let inputShape: [Int]
+    private(set) var steps: [Step] = []
+    private(set) var output: Value!
+    private var slotSizes: [Int] = []
+    private var freeSlots: [Int] = []
+    private var buffers: [UnsafeMutablePointer<Float>] = []
+
+    /// Plans `layers` (+ the head) for one input shape, emitting the endpoints `keep` accepts.
+    init(inputShape: [Int], layers: [Layer], head: Head?, convolutions: [String: Convolution2D],
+         keep: (String) -> Bool) {
+        self.inputShape = inputShape
+        var x = Value(slot: -1, shape: inputShape)
+        for layer in layers {
+            let y = plan(layer, scope: InceptionV1.scope, input: x, convolutions: convolutions)
+            release(x)
+            x = y
+            if keep(layer.name) { steps.append(.emit(layer.name, x)) }
+        }
+        if let head {
+            let pooledShape = [x.shape[0], 1, 1, x.shape[3]]
+            let pooled = allocate(pooledShape)
+            if head.globalPool {
+                steps.append(.globalAverage(input: x, output: pooled))
+            } else {
+                steps.append(.pool(.average, InceptionV1.avgPoolWindow, input: x, output: pooled, channelOffset: 0))
+            }
+            release(x)
+            x = pooled
+            if keep(head.poolName) { steps.append(.emit(head.poolName, x)) }
+            if let logits = head.logits {
+                let out = allocate([x.shape[0], 1, 1, logits.outputChannels])
+                steps.append(.conv(logits, input: x, output: out, channelOffset: 0))
+                release(x)
+                let squeezed = head.spatialSqueeze ? Value(slot: out.slot, shape: [x.shape[0], logits.outputChannels]) : out
+                if keep("Logits") { steps.append(.emit("Logits", squeezed)) }
+                if keep("Predictions") {
+                    let probabilities = allocate(squeezed.shape)
+                    steps.append(.softmax(input: squeezed, output: probabilities))
+                    steps.append(.emit("Predictions", probabilities))
+                }
+                x = squeezed
+            }
+        }
+        output = x
+        buffers = slotSizes.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0, 1)) }
+    }
+
+    deinit { buffers.forEach { $0.deallocate() } }
+
+    /// What the plan needs to know about the classification head.
+    struct Head {
+        let globalPool: Bool
+        let logits: Convolution2D?
+        let spatialSqueeze: Bool
+        var poolName: String { globalPool ? "global_pool" : "AvgPool_0a_7x7" }
+    }
+
+    /// Bytes of activation buffers the plan holds.
+    var bufferBytes: Int { slotSizes.reduce(0, +) * MemoryLayout<Float>.stride }
+
+    // MARK: Planning
+
+    private func plan(_ layer: Layer, scope: String, input: Value, convolutions: [String: Convolution2D]) -> Value {
+        switch layer {
+        case .conv, .maxPool, .avgPool:
+            let shape = outputShape(layer, scope: scope, input: input.shape, convolutions: convolutions)
+            let out = allocate(shape)
+            append(layer, scope: scope, input: input, output: out, channelOffset: 0, convolutions: convolutions)
+            return out
+        case .mixed(let name, let branches):
+            // Plan each branch's shapes first to size the concatenated output.
+            var shapes: [[Int]] = []
+            for (i, branch) in branches.enumerated() {
+                var s = input.shape
+                for l in branch { s = outputShape(l, scope: "\(scope)/\(name)/Branch_\(i)", input: s, convolutions: convolutions) }
+                shapes.append(s)
+            }
+            let out = allocate([input.shape[0], shapes[0][1], shapes[0][2], shapes.reduce(0) { $0 + $1[3] }])
+            var offset = 0
+            for (i, branch) in branches.enumerated() {
+                let branchScope = "\(scope)/\(name)/Branch_\(i)"
+                var current = input
+                for (j, l) in branch.enumerated() {
+                    if j == branch.count - 1 {
+                        append(l, scope: branchScope, input: current, output: out, channelOffset: offset, convolutions: convolutions)
+                    } else {
+                        let next = allocate(outputShape(l, scope: branchScope, input: current.shape, convolutions: convolutions))
+                        append(l, scope: branchScope, input: current, output: next, channelOffset: 0, convolutions: convolutions)
+                        if current.slot != input.slot { release(current) }
+                        current = next
+                    }
+                }
+                if current.slot != input.slot { release(current) }
+                offset += shapes[i][3]
+            }
+            return out
+        }
+    }
+
+    private func append(_ layer: Layer, scope: String, input: Value, output: Value, channelOffset: Int,
+                        convolutions: [String: Convolution2D]) {
+        switch layer {
+        case .conv(let name, _, _):
+            steps.append(.conv(convolutions["\(scope)/\(name)"]!, input: input, output: output, channelOffset: channelOffset))
+        case .maxPool(_, let window):
+            steps.append(.pool(.max, window, input: input, output: output, channelOffset: channelOffset))
+        case .avgPool(_, let window):
+            steps.append(.pool(.average, window, input: input, output: output, channelOffset: channelOffset))
+        case .mixed:
+            preconditionFailure("nested mixed blocks are not part of any model")
+        }
+    }
+
+    private func outputShape(_ layer: Layer, scope: String, input: [Int], convolutions: [String: Convolution2D]) -> [Int] {
+        switch layer {
+        case .conv(let name, _, _): return convolutions["\(scope)/\(name)"]!.outputShape(for: input)!
+        case .maxPool(_, let window), .avgPool(_, let window): return Pooling.outputShape(window, input: input)!
+        case .mixed: preconditionFailure("nested mixed blocks are not part of any model")
+        }
+    }
+
+    /// A buffer slot for a value: the smallest free slot that fits, else the largest free slot
+    /// grown to fit, else a new slot.
+    private func allocate(_ shape: [Int]) -> Value {
+        let count = shape.reduce(1, *)
+        if let best = freeSlots.filter({ slotSizes[$0] >= count }).min(by: { slotSizes[$0] < slotSizes[$1] })
+            ?? freeSlots.max(by: { slotSizes[$0] < slotSizes[$1] }) {
+            freeSlots.removeAll { $0 == best }
+            slotSizes[best] = max(slotSizes[best], count)
+            return Value(slot: best, shape: shape)
+        }
+        slotSizes.append(count)
+        return Value(slot: slotSizes.count - 1, shape: shape)
+    }
+
+    private func release(_ value: Value) {
+        if value.slot >= 0 && !freeSlots.contains(value.slot) { freeSlots.append(value.slot) }
+    }
+
+    // MARK: Running
+
+    /// Runs the schedule on `input` (of `inputShape`); returns the output and the emitted endpoints.
+    func run(_ input: Tensor) -> (output: Tensor, endpoints: Endpoints) {
+        precondition(input.shape == inputShape)
+        var endpoints = Endpoints()
+        input.scalars.withUnsafeBufferPointer { inputBuffer in
+            let source = UnsafeMutablePointer(mutating: inputBuffer.baseAddress!)
+            func pointer(_ v: Value) -> UnsafeMutablePointer<Float> { v.slot < 0 ? source : buffers[v.slot] }
+            for step in steps {
+                switch step {
+                case .conv(let conv, let x, let y, let offset):
+                    conv.run(pointer(x), batch: x.shape[0], height: x.shape[1], width: x.shape[2],
+                             into: pointer(y) + offset, channelStride: y.shape[3])
+                case .pool(let kind, let window, let x, let y, let offset):
+                    Pooling.pool(kind, pointer(x), shape: x.shape, window, into: pointer(y) + offset, channelStride: y.shape[3])
+                case .globalAverage(let x, let y):
+                    Pooling.globalAverage(pointer(x), shape: x.shape, into: pointer(y))
+                case .softmax(let x, let y):
+                    Ops.softmax(pointer(x), rows: x.count / x.shape.last!, classes: x.shape.last!, into: pointer(y))
+                case .emit(let name, let v):
+                    endpoints.append(name, Tensor(shape: v.shape, scalars: Array(UnsafeBufferPointer(start: pointer(v), count: v.count))))
+                }
+            }
+        }
+        let out = output.slot < 0 ? input
+            : Tensor(shape: output.shape, scalars: Array(UnsafeBufferPointer(start: buffers[output.slot], count: output.count)))
+        return (out, endpoints)
+    }
+}
