@@ -57,6 +57,19 @@ enum ElementType: String, Sendable, CaseIterable {
     }
 }
 
+/// Appends the little-endian bytes of `values` (a bulk copy on little-endian hosts).
+func appendLittleEndian(_ values: [Float], to out: inout [UInt8]) {
+    #if _endian(little)
+    values.withUnsafeBytes { out.append(contentsOf: $0) }
+    #else
+    out.reserveCapacity(out.count + 4 * values.count)
+    for v in values {
+        let bits = v.bitPattern
+        out += [UInt8(bits & 0xff), UInt8((bits >> 8) & 0xff), UInt8((bits >> 16) & 0xff), UInt8(bits >> 24)]
+    }
+    #endif
+}
+
 /// The element count of `shape`, or nil if an extent is negative or the product overflows `Int`.
 func elementCount(_ shape: [Int]) -> Int? {
     var n = 1

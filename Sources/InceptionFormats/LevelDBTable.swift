@@ -63,7 +63,9 @@ struct LevelDBTable {
         } catch let error as Malformed {
             throw FormatError(path, "table footer: \(error.message)")
         }
-        _ = metaIndex  // TensorFlow writes an empty meta-index (no filters); nothing to read there.
+        // TensorFlow writes an empty meta-index (no filter blocks); it is read only so that its
+        // checksum is verified too.
+        _ = try Self.readBlock(file, metaIndex, what: "meta-index block")
         let indexBlock = try Self.readBlock(file, index, what: "index block")
         var handles: [BlockHandle] = []
         handles.reserveCapacity(indexBlock.entries.count)

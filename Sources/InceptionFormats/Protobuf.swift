@@ -80,35 +80,22 @@ struct ProtoReader {
         }
     }
 
-    /// Appends a repeated fixed32 (float) field's elements (packed or unpacked).
-    mutating func readRepeatedFixed32(_ wire: WireType, into values: inout [UInt32]) throws {
+    /// Appends the little-endian bytes of a repeated fixed-width field's elements (`width` 4 for
+    /// fixed32/float, 8 for fixed64/double), packed or unpacked, to `raw`. Packed runs are copied
+    /// whole, which keeps large V1 checkpoint tensors fast to decode.
+    mutating func readRepeatedFixed(_ wire: WireType, width: Int, into raw: inout [UInt8]) throws {
+        let single: WireType = width == 4 ? .fixed32 : .fixed64
         switch wire {
-        case .fixed32:
-            values.append(try readFixed32())
+        case single:
+            raw.append(contentsOf: bytes[try cursor.take(width)])
         case .lengthDelimited:
             let r = try readLengthDelimited()
-            guard r.count % 4 == 0 else { throw Malformed("packed fixed32 field of \(r.count) bytes is not a multiple of 4") }
-            var inner = ByteCursor(bytes, range: r)
-            values.reserveCapacity(values.count + r.count / 4)
-            while !inner.isAtEnd { values.append(try inner.readUInt32LE()) }
+            guard r.count % width == 0 else {
+                throw Malformed("packed fixed\(8 * width) field of \(r.count) bytes is not a multiple of \(width)")
+            }
+            raw.append(contentsOf: bytes[r])
         default:
-            throw Malformed("repeated fixed32 field has wire type \(wire.rawValue)")
-        }
-    }
-
-    /// Appends a repeated fixed64 (double) field's elements (packed or unpacked).
-    mutating func readRepeatedFixed64(_ wire: WireType, into values: inout [UInt64]) throws {
-        switch wire {
-        case .fixed64:
-            values.append(try readFixed64())
-        case .lengthDelimited:
-            let r = try readLengthDelimited()
-            guard r.count % 8 == 0 else { throw Malformed("packed fixed64 field of \(r.count) bytes is not a multiple of 8") }
-            var inner = ByteCursor(bytes, range: r)
-            values.reserveCapacity(values.count + r.count / 8)
-            while !inner.isAtEnd { values.append(try inner.readUInt64LE()) }
-        default:
-            throw Malformed("repeated fixed64 field has wire type \(wire.rawValue)")
+            throw Malformed("repeated fixed\(8 * width) field has wire type \(wire.rawValue)")
         }
     }
 }

@@ -1,2 +1,0 @@
-#include "inception_image.h"
-int ii_version(void) { return 1; }
