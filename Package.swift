@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Register-blocked GEMM micro-kernels with run-time CPU dispatch (C: target attributes).
@@ -30,7 +31,10 @@ let package = Package(
         .target(name: "InceptionImages", dependencies: ["InceptionCore", "CInceptionImage"],
                 resources: [.process("Resources")]),
         // The public library: ties weights, images and models together.
-        .target(name: "Inception", dependencies: ["InceptionCore", "InceptionModels", "InceptionFormats", "InceptionImages"]),
+        .target(name: "Inception", dependencies: [
+            "InceptionCore", "InceptionModels", "InceptionFormats", "InceptionImages",
+            .product(name: "Crypto", package: "swift-crypto"),  // SHA-256 of downloaded weights
+        ]),
         .executableTarget(
             name: "InceptionCLI",
             dependencies: ["Inception", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -63,6 +63,12 @@ int ii_decode_png(const uint8_t *data, size_t size, const ii_options *options, i
 /* Frees the buffers of an ii_image (safe on a zeroed or failed result). */
 void ii_image_free(ii_image *image);
 
+/* Encodes 8-bit pixels (channels: 1 gray, 3 RGB, 4 RGBA; rows contiguous) as PNG into memory.
+ * On success returns II_OK and sets *out (malloc'd; release with free) and *out_size; on failure
+ * returns a status and writes libpng's message into message (message_size bytes). */
+int ii_encode_png(const uint8_t *pixels, int32_t width, int32_t height, int32_t channels,
+                  uint8_t **out, size_t *out_size, char *message, size_t message_size);
+
 /* Library versions, for diagnostics: e.g. 62 or 80 (libjpeg API level), "1.6.39". */
 int ii_jpeg_lib_version(void);
 const char *ii_png_lib_version(void);
