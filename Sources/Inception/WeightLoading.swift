@@ -97,8 +97,10 @@ extension InceptionModel {
         for info in reader.variables where !used.contains(info.name) {
             let name = info.name
             let isMetadata = name == "global_step" || name.isEmpty || name.hasPrefix("_CHECKPOINTABLE_OBJECT_GRAPH")
+            // Of a variable and its moving average, the one not loaded is expected, not surplus.
             let isUnusedAverage = name.hasSuffix(emaSuffix) && known.contains(String(name.dropLast(emaSuffix.count)))
-            if isMetadata || isUnusedAverage || excluded(name) || options.ignoreUnexpected {
+            let isReplacedByAverage = known.contains(name) && used.contains(name + emaSuffix)
+            if isMetadata || isUnusedAverage || isReplacedByAverage || excluded(name) || options.ignoreUnexpected {
                 report.ignored.append(name)
             } else {
                 unexpected.append(name)
