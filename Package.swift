@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Register-blocked GEMM micro-kernels with run-time CPU dispatch (C: target attributes).
@@ -35,14 +37,26 @@ let package = Package(
             "InceptionCore", "InceptionModels", "InceptionFormats", "InceptionImages",
             .product(name: "Crypto", package: "swift-crypto"),  // SHA-256 of downloaded weights
         ]),
+        // Gradients, optimizers, data sets and augmentation, the training loop, run checkpoints.
+        .target(name: "InceptionTraining", dependencies: ["Inception"]),
+        // HTTP serving: batching queue, endpoints, metrics, web page.
+        .target(name: "InceptionServer", dependencies: [
+            "Inception",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(
             name: "InceptionCLI",
-            dependencies: ["Inception", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Inception", "InceptionTraining", "InceptionServer",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "InceptionCoreTests", dependencies: ["InceptionCore"]),
         .testTarget(name: "InceptionModelsTests", dependencies: ["InceptionModels"]),
         .testTarget(name: "InceptionFormatsTests", dependencies: ["InceptionFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InceptionImagesTests", dependencies: ["InceptionImages"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InceptionTests", dependencies: ["Inception"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InceptionTrainingTests", dependencies: ["InceptionTraining"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InceptionServerTests", dependencies: ["InceptionServer",
+                                                                 .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ]
 )
