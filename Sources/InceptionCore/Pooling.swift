@@ -108,3 +108,30 @@ public enum Pooling {
         }
     }
 }
+
+extension Pooling {
+    /// PyTorch's adaptive average pooling to a fixed output size: output cell (i, j) averages input
+    /// rows floor(i·H/OH) ..< ceil((i+1)·H/OH) and the same for columns (torchvision's auxiliary heads).
+    public static func adaptiveAverage(_ input: Tensor, outputHeight oh: Int, outputWidth ow: Int) -> Tensor {
+        let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        var output = Tensor(zeros: [n, oh, ow, c])
+        for b in 0..<n {
+            for i in 0..<oh {
+                let y0 = i * h / oh, y1 = ((i + 1) * h + oh - 1) / oh
+                for j in 0..<ow {
+                    let x0 = j * w / ow, x1 = ((j + 1) * w + ow - 1) / ow
+                    let base = ((b * oh + i) * ow + j) * c
+                    for y in y0..<y1 {
+                        for x in x0..<x1 {
+                            let src = ((b * h + y) * w + x) * c
+                            for ch in 0..<c { output.scalars[base + ch] += input.scalars[src + ch] }
+                        }
+                    }
+                    let scale = 1 / Float((y1 - y0) * (x1 - x0))
+                    for ch in 0..<c { output.scalars[base + ch] *= scale }
+                }
+            }
+        }
+        return output
+    }
+}

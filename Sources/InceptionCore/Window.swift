@@ -1,12 +1,20 @@
-/// TensorFlow's two padding schemes for convolution and pooling windows.
-public enum Padding: String, Sendable, CaseIterable {
+/// How a window treats the border: TensorFlow's two schemes, and the explicit symmetric padding of
+/// PyTorch and Caffe (for the original GoogLeNet and torchvision's).
+public enum Padding: Sendable, Hashable {
     /// Output size ceil(input / stride); the zero (or, for max pooling, ignored) border is split
     /// with the smaller half *before* and the larger half *after*, as TensorFlow does. For a 7x7
     /// stride-2 window on 224 pixels that is 2 before and 3 after: a symmetric pad of 3 shifts the
     /// sampling grid by one pixel, the classic cause of failed ports of TF weights.
-    case same = "SAME"
+    case same
     /// No padding: output size ceil((input − kernel + 1) / stride).
-    case valid = "VALID"
+    case valid
+    /// `p` on each side; output floor((input + 2p − kernel) / stride) + 1 (PyTorch and Caffe
+    /// convolutions, PyTorch pooling).
+    case symmetric(Int)
+    /// `p` on each side with ceil rounding: output ceil((input + 2p − kernel) / stride) + 1, less one
+    /// if the last window would start in the padding (PyTorch's `ceil_mode=True`, Caffe pooling).
+    /// The extra border after the input never contributes (max pooling ignores it).
+    case symmetricCeil(Int)
 }
 
 /// The placement of a 2-D sliding window (convolution kernel or pooling window) over an NHWC input.
@@ -42,6 +50,14 @@ public struct Window2D: Sendable, Equatable {
         case .valid:
             guard input >= kernel else { return nil }
             return ((input - kernel) / stride + 1, 0)
+        case .symmetric(let p):
+            guard input + 2 * p >= kernel else { return nil }
+            return ((input + 2 * p - kernel) / stride + 1, p)
+        case .symmetricCeil(let p):
+            guard input + 2 * p >= kernel else { return nil }
+            var output = (input + 2 * p - kernel + stride - 1) / stride + 1
+            if (output - 1) * stride >= input + p { output -= 1 }
+            return (output, p)
         }
     }
 

@@ -46,3 +46,25 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(variance, [1, 0])
     }
 }
+
+final class LocalResponseNormTests: XCTestCase {
+    /// Caffe's formula by hand: b = a / (1 + alpha/5 · Σ window a²)^0.75, window clipped at the ends.
+    func testAcrossChannelNormalizationMatchesTheFormula() {
+        let a: [Float] = [1, 2, 3, 4, 5, 6]
+        let lrn = LocalResponseNorm(size: 5, alpha: 0.5, beta: 0.75, k: 1)
+        let out = lrn(Tensor(shape: [1, 1, 1, 6], scalars: a))
+        for i in 0..<6 {
+            let window = a[max(0, i - 2)...min(5, i + 2)].reduce(0) { $0 + $1 * $1 }
+            XCTAssertEqual(out.scalars[i], a[i] / powf(1 + 0.5 / 5 * window, 0.75), accuracy: 1e-5)
+        }
+    }
+}
+
+final class AdaptivePoolingTests: XCTestCase {
+    /// 14 → 4 bins of 4 (overlapping): rows 0-3, 3-6, 7-10, 10-13, as PyTorch's AdaptiveAvgPool2d.
+    func testAdaptiveAverageUsesPyTorchsOverlappingBins() {
+        let input = Tensor(shape: [1, 14, 1, 1], scalars: (0..<14).map(Float.init))
+        let out = Pooling.adaptiveAverage(input, outputHeight: 4, outputWidth: 1)
+        XCTAssertEqual(out.scalars, [1.5, 4.5, 8.5, 11.5])
+    }
+}

@@ -33,3 +33,25 @@ final class WindowTests: XCTestCase {
         XCTAssertEqual(Window2D.placement(input: 10, kernel: 7, stride: 1, padding: .valid)!.output, 4)
     }
 }
+
+/// PyTorch / Caffe explicit padding, for the original GoogLeNet and torchvision's.
+final class SymmetricPaddingTests: XCTestCase {
+    func testSymmetricPaddingFloorsLikePyTorchConvolutions() {
+        let p = Window2D.placement(input: 224, kernel: 7, stride: 2, padding: .symmetric(3))!
+        XCTAssertEqual(p.output, 112)   // floor((224 + 6 − 7) / 2) + 1
+        XCTAssertEqual(p.padBefore, 3)
+    }
+
+    /// torchvision's MaxPool2d(3, 2, ceil_mode=True): 112 → 56, 56 → 28, 28 → 14; 14 → 7 with 2x2.
+    func testCeilModeRoundsUpAsPyTorchDoes() {
+        XCTAssertEqual(Window2D.placement(input: 112, kernel: 3, stride: 2, padding: .symmetricCeil(0))!.output, 56)
+        XCTAssertEqual(Window2D.placement(input: 14, kernel: 3, stride: 2, padding: .symmetricCeil(0))!.output, 7)
+        XCTAssertEqual(Window2D.placement(input: 14, kernel: 2, stride: 2, padding: .symmetricCeil(0))!.output, 7)
+        XCTAssertEqual(Window2D.placement(input: 7, kernel: 3, stride: 1, padding: .symmetricCeil(1))!.output, 7)
+    }
+
+    /// The last window may not start in the padding: 5 with k=2, s=2, p=1 gives 3 windows, not 4.
+    func testCeilModeDropsAWindowThatWouldStartInThePadding() {
+        XCTAssertEqual(Window2D.placement(input: 5, kernel: 2, stride: 2, padding: .symmetricCeil(1))!.output, 3)
+    }
+}
