@@ -69,7 +69,8 @@ public enum WeightFile {
     /// - `X.npy` (or a file starting with the NumPy magic): one array, named after the file;
     /// - a TensorFlow V2 checkpoint, given as its prefix (`X`, with `X.index` next to it), as
     ///   `X.index`, or as one of its `X.data-NNNNN-of-MMMMM` shards;
-    /// - a TensorFlow V1 checkpoint: a single file that is a LevelDB-format table.
+    /// - a TensorFlow V1 checkpoint: a single file that is a LevelDB-format table;
+    /// - `X.pth` / `X.pt` (or a zip archive holding a data.pkl record): a PyTorch state_dict.
     /// Anything else is a `FormatError` saying what was tried.
     public static func open(_ path: String) throws -> any WeightReader {
         let fileManager = FileManager.default
@@ -80,6 +81,7 @@ public enum WeightFile {
         }
         if path.hasSuffix(".safetensors") { return try SafeTensorsReader(path: path) }
         if path.hasSuffix(".npy") { return try NPYReader(path: path) }
+        if path.hasSuffix(".pth") || path.hasSuffix(".pt") { return try PyTorchReader(path: path) }
         if path.hasSuffix(".index") { return try TFCheckpointV2Reader(prefix: String(path.dropLast(".index".count))) }
         if let range = path.range(of: ".data-", options: .backwards),
            path[range.upperBound...].range(of: #"^\d{5}-of-\d{5}$"#, options: .regularExpression) != nil {
@@ -94,11 +96,12 @@ public enum WeightFile {
         let head = try file.bytes(at: 0, count: min(9, file.count), what: "file start")
         if head.starts(with: NPY.magic) { return try NPYReader(path: path) }
         if head.count == 9, head[8] == UInt8(ascii: "{") { return try SafeTensorsReader(path: path) }
+        if PyTorchReader.recognises(file) { return try PyTorchReader(path: path) }
         if file.count >= LevelDBTable.footerSize {
             var cursor = ByteCursor(try file.bytes(at: file.count - 8, count: 8, what: "table magic"))
             if try cursor.readUInt64LE() == LevelDBTable.magic { return try TFCheckpointV1Reader(path: path) }
         }
-        throw FormatError(path, "unrecognised weight file: not .safetensors or .npy by name or content, no \(path).index (TF V2 prefix), not a .index or .data-NNNNN-of-MMMMM file, and no LevelDB table magic at the end (TF V1 checkpoint)")
+        throw FormatError(path, "unrecognised weight file: not .safetensors, .npy or .pth by name or content, no \(path).index (TF V2 prefix), not a .index or .data-NNNNN-of-MMMMM file, and no LevelDB table magic at the end (TF V1 checkpoint)")
     }
 
     /// Opens `path` and reads every variable that converts to float32 (string and other
