@@ -21,7 +21,16 @@ public final class Classifier: @unchecked Sendable {
     public init(weights path: String, labels: Labels? = nil, preprocessing: Preprocessing = .inceptionEval,
                 options: ModelOptions = ModelOptions(), loading: WeightLoadingOptions = WeightLoadingOptions()) throws {
         let reader = try WeightFile.open(path)
-        let fitted = options.fitted(to: reader)
+        var fitted = options.fitted(to: reader)
+        var preprocessing = preprocessing
+        var labels = labels
+        // A model trained by `inception train` carries its class names, input size and pooling.
+        if let metadata = ModelMetadata(reader) {
+            preprocessing.height = metadata.imageHeight
+            preprocessing.width = metadata.imageWidth
+            fitted.globalPool = metadata.globalPool
+            if labels == nil { labels = Labels(names: metadata.classNames) }
+        }
         guard fitted.numClasses > 0 else {
             throw ModelError("\(path) has no logits layer (InceptionV1/Logits/Conv2d_0c_1x1): it can give features, not classes")
         }
@@ -63,14 +72,26 @@ public final class FeatureExtractor: @unchecked Sendable {
                 options: ModelOptions = ModelOptions()) throws {
         let reader = try WeightFile.open(path)
         var fitted = options.fitted(to: reader)
+        var preprocessing = preprocessing
+        if let metadata = ModelMetadata(reader) {
+            preprocessing.height = metadata.imageHeight
+            preprocessing.width = metadata.imageWidth
+            fitted.globalPool = metadata.globalPool
+        }
         let head = ["AvgPool_0a_7x7", "global_pool", "Logits", "Predictions"]
         guard InceptionV1.baseEndpoints.contains(endpoint) || head.contains(endpoint) else {
             throw ModelError("unknown endpoint '\(endpoint)'; choose one of: "
                              + (InceptionV1.baseEndpoints + head).joined(separator: ", "))
         }
         if InceptionV1.baseEndpoints.contains(endpoint) { fitted.finalEndpoint = endpoint }
-        if endpoint == "global_pool" { fitted.globalPool = true }
-        if endpoint == "AvgPool_0a_7x7" { fitted.globalPool = false }
+        var endpoint = endpoint
+        if endpoint == "global_pool" || endpoint == "AvgPool_0a_7x7" {
+            // A model trained at another size pools globally: either name means "the pooled features".
+            if preprocessing.height != InceptionV1.defaultImageSize || preprocessing.width != InceptionV1.defaultImageSize {
+                endpoint = "global_pool"
+            }
+            fitted.globalPool = endpoint == "global_pool"
+        }
         model = try InceptionModel(options: fitted)
         // A truncated network leaves the later layers' variables in the file unused.
         try model.loadWeights(from: reader, options: WeightLoadingOptions(ignoreUnexpected: fitted.finalEndpoint != "Mixed_5c"))

@@ -67,7 +67,10 @@ struct Convert: ParsableCommand {
         }
         let reader = try WeightFile.open(source)
         var tensors = try reader.readAll()
-        var metadata = ["source": (source as NSString).lastPathComponent, "format": "inception-swift"]
+        // Keep what a trained model says about itself (class names, input size).
+        var metadata = (reader as? SafeTensorsReader)?.metadata ?? [:]
+        metadata["source"] = (source as NSString).lastPathComponent
+        metadata["format"] = "inception-swift"
         if let step = tensors.removeValue(forKey: "global_step") { metadata["global_step"] = String(Int(step.scalars.first ?? 0)) }
         if useMovingAverages {
             let suffix = "/ExponentialMovingAverage"

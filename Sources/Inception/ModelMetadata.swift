@@ -1,0 +1,33 @@
+/// What a trained model file says about how to use it, stored in its safetensors metadata:
+/// the class names (one per output), the input size and the pooling it was trained with.
+public struct ModelMetadata: Sendable, Equatable {
+    public var classNames: [String]
+    public var imageHeight: Int
+    public var imageWidth: Int
+    public var globalPool: Bool
+
+    public init(classNames: [String], imageHeight: Int, imageWidth: Int, globalPool: Bool) {
+        self.classNames = classNames
+        self.imageHeight = imageHeight
+        self.imageWidth = imageWidth
+        self.globalPool = globalPool
+    }
+
+    static let keys = (labels: "inception.labels", size: "inception.image_size", pool: "inception.global_pool")
+
+    /// The safetensors metadata entries.
+    public var dictionary: [String: String] {
+        [Self.keys.labels: classNames.joined(separator: "\n"), Self.keys.size: "\(imageHeight)x\(imageWidth)",
+         Self.keys.pool: globalPool ? "true" : "false", "format": "inception-swift"]
+    }
+
+    /// Reads the metadata of a weight file, if it has ours.
+    public init?(_ reader: any WeightReader) {
+        guard let safetensors = reader as? SafeTensorsReader, let labels = safetensors.metadata[Self.keys.labels],
+              let size = safetensors.metadata[Self.keys.size] else { return nil }
+        let parts = size.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2 else { return nil }
+        self.init(classNames: labels.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
+                  imageHeight: parts[0], imageWidth: parts[1], globalPool: safetensors.metadata[Self.keys.pool] == "true")
+    }
+}
