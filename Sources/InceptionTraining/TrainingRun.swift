@@ -155,13 +155,13 @@ public final class TrainingRun {
     }
 
     /// Trains until `configuration.epochs` are done; `onEvent` sees every step and epoch.
-    public func run(onEvent: (Event) -> Void) throws {
+    public func run(onEvent: (Event) throws -> Void) throws {
         let c = configuration
         let metrics = MetricsLog(runDirectory: directory)
         let loaderOptions = { (seed: UInt64) in
             BatchLoader.Options(batchSize: c.batchSize, seed: seed, skipBadImages: c.skipBadImages)
         }
-        onEvent(.started(classes: dataset.classNames, trainingImages: dataset.training.count,
+        try onEvent(.started(classes: dataset.classNames, trainingImages: dataset.training.count,
                          validationImages: dataset.validation.count,
                          batchesPerEpoch: Self.stepsPerEpoch(images: dataset.training.count, batchSize: c.batchSize),
                          resumedAtStep: resumedAtStep))
@@ -177,9 +177,9 @@ public final class TrainingRun {
                 correct += result.correct
                 seen += batch.labels.count
                 batchInEpoch = batch.index + 1
-                onEvent(.step(epoch: epoch, batch: batch.index, batches: loader.batchesPerEpoch, result: result,
+                try onEvent(.step(epoch: epoch, batch: batch.index, batches: loader.batchesPerEpoch, result: result,
                               imagesPerSecond: Double(batch.labels.count) / max(Date().timeIntervalSince(start), 1e-9)))
-                if trainer.step % c.checkpointEverySteps == 0 { onEvent(.checkpointSaved(try saveCheckpoint())) }
+                if trainer.step % c.checkpointEverySteps == 0 { try onEvent(.checkpointSaved(try saveCheckpoint())) }
             }
             loader.stop()
             epoch += 1
@@ -200,8 +200,8 @@ public final class TrainingRun {
             record.seconds = Date().timeIntervalSince(epochStart)
             try metrics.append(record)
             try PNGEncoder.write(Plot.curves(try metrics.read().records), to: directory + "/curves.png")
-            onEvent(.checkpointSaved(try saveCheckpoint()))
-            onEvent(.epochEnded(record))
+            try onEvent(.checkpointSaved(try saveCheckpoint()))
+            try onEvent(.epochEnded(record))
         }
         try writeModel(to: directory + "/model.safetensors")
     }
