@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Inception
+import InceptionTraining
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -31,6 +32,10 @@ struct Bench: ParsableCommand {
     var threads: Int?
     @Flag(help: "Global average pool (for sizes other than 224).")
     var globalPool = false
+    @Flag(help: "Time training steps (RMSProp, batch-norm updates, weight decay) instead of inference.")
+    var train = false
+    @Option(help: "Classes of the logits layer.")
+    var numClasses = 1001
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -42,6 +47,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let threads { Parallel.threadCount = threads }
+        if train { return try runTraining() }
         var options = ModelOptions(globalPool: globalPool)
         var model = try InceptionModel(options: options)
         if let weights {
@@ -82,6 +88,34 @@ struct Bench: ParsableCommand {
           per batch:  median \(fmt(median)) ms  (min \(fmt(times.first!)), max \(fmt(times.last!)))
           per image:  \(fmt(perImage)) ms,  \(fmt(1000 / perImage)) images/s
           compute:    \(fmt(2 * Double(macs) * Double(batchSize) / (median * 1e6))) GFLOP/s
+          peak RSS:   \(fmt(peakResidentMegabytes())) MB
+        """)
+    }
+}
+
+extension Bench {
+    /// Training steps on random data in memory: forward, backward and an RMSProp update.
+    func runTraining() throws {
+        let model = try InceptionModel(options: ModelOptions(numClasses: numClasses, globalPool: globalPool))
+        let trainer = try Trainer(model: model)
+        let result = try trainer.benchmarkSteps(batchSize: batchSize, height: imageSize[0], width: imageSize[1],
+                                                iterations: iterations, warmup: warmup)
+        let times = result.stepSeconds.sorted()
+        let report: [String: Any] = [
+            "mode": "train", "batch_size": batchSize, "image_size": imageSize, "iterations": iterations,
+            "threads": Parallel.threadCount, "global_pool": globalPool,
+            "ms_per_step_median": result.medianSeconds * 1000, "ms_per_step_min": times.first! * 1000,
+            "ms_per_step_max": times.last! * 1000, "images_per_second": result.imagesPerSecond,
+            "peak_rss_mb": peakResidentMegabytes(),
+        ]
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("""
+        Inception V1 training, batch \(batchSize), \(imageSize[0])x\(imageSize[1])\(globalPool ? " (global pool)" : ""), \(Parallel.threadCount) thread(s), RMSProp, \(iterations) steps
+          per step:   median \(fmt(result.medianSeconds * 1000)) ms  (min \(fmt(times.first! * 1000)), max \(fmt(times.last! * 1000)))
+          throughput: \(fmt(result.imagesPerSecond)) images/s
           peak RSS:   \(fmt(peakResidentMegabytes())) MB
         """)
     }

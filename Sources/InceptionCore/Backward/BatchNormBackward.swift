@@ -1,0 +1,263 @@
+import Foundation
+
+/// Batch normalisation in training mode followed by ReLU (slim's `conv2d` → `batch_norm` → ReLU
+/// with `is_training=True`), and its gradient, over the channels of an ``ActivationSlab``.
+///
+/// Shapes: Z [N, H, W, C] (the convolution's output), per-channel vectors [C]; M = N·H·W.
+/// - forward: μ = mean(Z), σ² = mean((Z − μ)²) (biased, as TF normalises with), r = 1/√(σ² + ε),
+///   x̂ = (Z − μ)·r, Y = max(γ·x̂ + β, 0) (γ = 1 without `gamma`, as slim's default);
+///   computed as Y = max((Z − μ)·s + β, 0) with s = γ·r.
+/// - backward, from dY = ∂L/∂Y: g = dY where the ReLU passed (γ·x̂ + β > 0), else 0;
+///   dβ = Σ g, dγ = Σ g·x̂, dZ = s·(g − Σg/M − x̂·Σ(g·x̂)/M) (TF's fused batch norm gradient).
+///   Only Z and the statistics are needed: x̂ and the ReLU mask are recomputed.
+/// Sums are accumulated in Double. The moving averages (which use σ²·M/(M − 1), as TF's
+/// fused batch norm reports) are the caller's business.
+public enum BatchNormTraining {
+    /// Per-channel mean and biased variance over every pixel of `z`, accumulated in Double around
+    /// a per-channel shift (the first pixel) so that a large mean does not cancel the variance away.
+    public static func moments(_ z: ActivationSlab) -> (mean: [Float], variance: [Float]) {
+        let c = z.channels, m = z.pixels
+        guard m > 0, c > 0 else { return ([Float](repeating: 0, count: c), [Float](repeating: 0, count: c)) }
+        let shift = (0..<c).map { z.base[$0] }
+        let tasks = SlabChunks.count(rows: m)
+        var partial = [Double](repeating: 0, count: tasks * 2 * c)
+        partial.withUnsafeMutableBufferPointer { part in
+            let out = part.baseAddress!
+            shift.withUnsafeBufferPointer { sh in
+                let shiftBase = sh.baseAddress!
+                Parallel.forEach(count: tasks) { t in
+                    // Float sums of (x − shift) and its square over blocks of 32 rows, flushed to Double.
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { acc in
+                        let f1 = acc.baseAddress!, f2 = f1 + c
+                        f1.initialize(repeating: 0, count: 2 * c)
+                        let rows = SlabChunks.range(t, rows: m)
+                        var p = rows.lowerBound
+                        while p < rows.upperBound {
+                            let end = min(rows.upperBound, p + 32)
+                            for q in p..<end {
+                                let row = UnsafePointer(z.row(q))
+                                var i = 0
+                                while i + 8 <= c {
+                                    let v = load8(row + i) - load8(shiftBase + i)
+                                    store8(load8(f1 + i) + v, f1 + i)
+                                    store8(load8(f2 + i) + v * v, f2 + i)
+                                    i += 8
+                                }
+                                while i < c { let v = row[i] - shiftBase[i]; f1[i] += v; f2[i] += v * v; i += 1 }
+                            }
+                            let s1 = out + t * 2 * c, s2 = s1 + c
+                            for i in 0..<c { s1[i] += Double(f1[i]); s2[i] += Double(f2[i]); f1[i] = 0; f2[i] = 0 }
+                            p = end
+                        }
+                    }
+                }
+            }
+        }
+        var mean = [Float](repeating: 0, count: c), variance = mean
+        for i in 0..<c {
+            var s1 = 0.0, s2 = 0.0
+            for t in 0..<tasks { s1 += partial[t * 2 * c + i]; s2 += partial[t * 2 * c + c + i] }
+            let d = s1 / Double(m)
+            mean[i] = Float(Double(shift[i]) + d)
+            variance[i] = Float(max(s2 / Double(m) - d * d, 0))
+        }
+        return (mean, variance)
+    }
+
+    /// s = γ/√(σ² + ε) per channel (γ = 1 when nil).
+    public static func scale(variance: [Float], gamma: [Float]?, epsilon: Float) -> [Float] {
+        (0..<variance.count).map { (gamma?[$0] ?? 1) / (variance[$0] + epsilon).squareRoot() }
+    }
+
+    /// Y = (Z − μ)·s + β, then max(·, 0) when `relu`, from slab `z` into slab `y` (same shape; may be
+    /// the same memory).
+    public static func normalize(_ z: ActivationSlab, mean: [Float], scale: [Float], beta: [Float], relu: Bool,
+                                 into y: ActivationSlab) {
+        let c = z.channels
+        precondition(y.pixels == z.pixels && y.channels == c && mean.count == c && scale.count == c && beta.count == c)
+        mean.withUnsafeBufferPointer { mu in scale.withUnsafeBufferPointer { s in beta.withUnsafeBufferPointer { b in
+            let (mu, s, b) = (mu.baseAddress!, s.baseAddress!, b.baseAddress!)
+            Parallel.forEach(count: SlabChunks.count(rows: z.pixels)) { t in
+                let zero = SIMD8<Float>(repeating: 0)
+                for p in SlabChunks.range(t, rows: z.pixels) {
+                    let src = UnsafePointer(z.row(p)), dst = y.row(p)
+                    var i = 0
+                    while i + 8 <= c {
+                        var v = (load8(src + i) - load8(mu + i)) * load8(s + i) + load8(b + i)
+                        if relu { v = v.replacing(with: zero, where: v .< zero) }
+                        store8(v, dst + i)
+                        i += 8
+                    }
+                    while i < c {
+                        let v = (src[i] - mu[i]) * s[i] + b[i]
+                        dst[i] = relu ? max(v, 0) : v
+                        i += 1
+                    }
+                }
+            }
+        } } }
+    }
+
+    /// The gradient (see the type's documentation): reads `z` and `dy`, writes `dz` (which may be
+    /// the same memory as `dy`), returns dβ and dγ. `scale` is γ·r (``scale(variance:gamma:epsilon:)``).
+    public static func backward(z: ActivationSlab, outputGradient dy: ActivationSlab, mean: [Float], variance: [Float],
+                                scale: [Float], beta: [Float], epsilon: Float, relu: Bool,
+                                into dz: ActivationSlab) -> (dBeta: [Float], dGamma: [Float]) {
+        let c = z.channels, m = z.pixels
+        precondition(dy.pixels == m && dy.channels == c && dz.pixels == m && dz.channels == c)
+        let rstd = variance.map { 1 / ($0 + epsilon).squareRoot() }
+        let tasks = SlabChunks.count(rows: m)
+        var partial = [Double](repeating: 0, count: tasks * 2 * c)
+        var dBeta = [Float](repeating: 0, count: c), dGamma = dBeta
+        mean.withUnsafeBufferPointer { mu in scale.withUnsafeBufferPointer { s in
+        beta.withUnsafeBufferPointer { b in
+            let (mu, s, b) = (mu.baseAddress!, s.baseAddress!, b.baseAddress!)
+            // Pass 1: Σg and Σg·(z − μ) per channel (Float over 32-row blocks, then Double).
+            partial.withUnsafeMutableBufferPointer { part in
+                let out = part.baseAddress!
+                Parallel.forEach(count: tasks) { t in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { acc in
+                        let fg = acc.baseAddress!, fgx = fg + c
+                        fg.initialize(repeating: 0, count: 2 * c)
+                        let zero = SIMD8<Float>(repeating: 0)
+                        let rows = SlabChunks.range(t, rows: m)
+                        var p = rows.lowerBound
+                        while p < rows.upperBound {
+                            let end = min(rows.upperBound, p + 32)
+                            for q in p..<end {
+                                let zr = UnsafePointer(z.row(q)), gr = UnsafePointer(dy.row(q))
+                                var i = 0
+                                while i + 8 <= c {
+                                    let centered = load8(zr + i) - load8(mu + i)
+                                    var g = load8(gr + i)
+                                    if relu { g = g.replacing(with: zero, where: centered * load8(s + i) + load8(b + i) .<= zero) }
+                                    store8(load8(fg + i) + g, fg + i)
+                                    store8(load8(fgx + i) + g * centered, fgx + i)
+                                    i += 8
+                                }
+                                while i < c {
+                                    let centered = zr[i] - mu[i]
+                                    let g = !relu || centered * s[i] + b[i] > 0 ? gr[i] : 0
+                                    fg[i] += g; fgx[i] += g * centered
+                                    i += 1
+                                }
+                            }
+                            let sg = out + t * 2 * c, sgx = sg + c
+                            for i in 0..<c { sg[i] += Double(fg[i]); sgx[i] += Double(fgx[i]); fg[i] = 0; fgx[i] = 0 }
+                            p = end
+                        }
+                    }
+                }
+            }
+            // dz = s·(g − Σg/M − (z − μ)·r²·Σg(z − μ)/M)
+            var a = [Float](repeating: 0, count: c), k = a
+            for i in 0..<c {
+                var s1 = 0.0, s2 = 0.0
+                for t in 0..<tasks { s1 += partial[t * 2 * c + i]; s2 += partial[t * 2 * c + c + i] }
+                let r = Double(rstd[i])
+                dBeta[i] = Float(s1)
+                dGamma[i] = Float(s2 * r)
+                a[i] = Float(s1 / Double(m))
+                k[i] = Float(s2 * r * r / Double(m))
+            }
+            a.withUnsafeBufferPointer { a in k.withUnsafeBufferPointer { k in
+                let (a, k) = (a.baseAddress!, k.baseAddress!)
+                Parallel.forEach(count: tasks) { t in
+                    let zero = SIMD8<Float>(repeating: 0)
+                    for p in SlabChunks.range(t, rows: m) {
+                        let zr = UnsafePointer(z.row(p)), gr = UnsafePointer(dy.row(p)), out = dz.row(p)
+                        var i = 0
+                        while i + 8 <= c {
+                            let centered = load8(zr + i) - load8(mu + i)
+                            let si = load8(s + i)
+                            var g = load8(gr + i)
+                            if relu { g = g.replacing(with: zero, where: centered * si + load8(b + i) .<= zero) }
+                            store8(si * (g - load8(a + i) - centered * load8(k + i)), out + i)
+                            i += 8
+                        }
+                        while i < c {
+                            let centered = zr[i] - mu[i]
+                            let g = !relu || centered * s[i] + b[i] > 0 ? gr[i] : 0
+                            out[i] = s[i] * (g - a[i] - centered * k[i])
+                            i += 1
+                        }
+                    }
+                }
+            } }
+        } } }
+        return (dBeta, dGamma)
+    }
+
+    /// Y = max(Z, 0) where Z already holds the bias (a convolution with biases and no batch norm).
+    public static func relu(_ z: ActivationSlab, into y: ActivationSlab) {
+        let c = z.channels
+        Parallel.forEach(count: SlabChunks.count(rows: z.pixels)) { t in
+            for p in SlabChunks.range(t, rows: z.pixels) {
+                let src = z.row(p), dst = y.row(p)
+                for i in 0..<c { dst[i] = max(src[i], 0) }
+            }
+        }
+    }
+
+    /// The gradient of ``relu(_:into:)`` for a convolution with biases: dZ = dY where Z > 0 (TF's
+    /// `ReluGrad`: zero at exactly 0), written to `dz` (may be `dy`'s memory); returns the bias gradient Σ dZ.
+    public static func reluBackward(z: ActivationSlab, outputGradient dy: ActivationSlab, into dz: ActivationSlab) -> [Float] {
+        let c = z.channels
+        Parallel.forEach(count: SlabChunks.count(rows: z.pixels)) { t in
+            for p in SlabChunks.range(t, rows: z.pixels) {
+                let zr = z.row(p), gr = dy.row(p), out = dz.row(p)
+                for i in 0..<c { out[i] = zr[i] > 0 ? gr[i] : 0 }
+            }
+        }
+        return channelSums(dz)
+    }
+
+    /// Σ over pixels, per channel, in Double (a bias gradient).
+    public static func channelSums(_ x: ActivationSlab) -> [Float] {
+        let c = x.channels, m = x.pixels
+        let tasks = SlabChunks.count(rows: m)
+        var partial = [Double](repeating: 0, count: max(1, tasks) * c)
+        partial.withUnsafeMutableBufferPointer { part in
+            let out = part.baseAddress!
+            Parallel.forEach(count: tasks) { t in
+                let s = out + t * c
+                for p in SlabChunks.range(t, rows: m) {
+                    let row = x.row(p)
+                    for i in 0..<c { s[i] += Double(row[i]) }
+                }
+            }
+        }
+        return (0..<c).map { i in Float((0..<max(1, tasks)).reduce(0.0) { $0 + partial[$1 * c + i] }) }
+    }
+
+    // MARK: Tensor forms (tests and tools)
+
+    /// Training-mode batch norm (+ ReLU) of an NHWC tensor: (Y, batch mean, biased batch variance).
+    public static func forward(_ z: Tensor, beta: [Float], gamma: [Float]?, epsilon: Float, relu: Bool)
+        -> (output: Tensor, mean: [Float], variance: [Float]) {
+        var z = z
+        var y = Tensor(zeros: z.shape)
+        var stats: (mean: [Float], variance: [Float]) = ([], [])
+        z.withSlab { zs in
+            stats = moments(zs)
+            let s = scale(variance: stats.variance, gamma: gamma, epsilon: epsilon)
+            y.withSlab { ys in normalize(zs, mean: stats.mean, scale: s, beta: beta, relu: relu, into: ys) }
+        }
+        return (y, stats.mean, stats.variance)
+    }
+
+    /// The gradient of ``forward(_:beta:gamma:epsilon:relu:)``: (dZ, dβ, dγ).
+    public static func backward(_ z: Tensor, _ dy: Tensor, beta: [Float], gamma: [Float]?, epsilon: Float, relu: Bool)
+        -> (inputGradient: Tensor, dBeta: [Float], dGamma: [Float]) {
+        var z = z, dy = dy
+        var dz = Tensor(zeros: z.shape)
+        var result: (dBeta: [Float], dGamma: [Float]) = ([], [])
+        z.withSlab { zs in dy.withSlab { dys in dz.withSlab { dzs in
+            let (mean, variance) = moments(zs)
+            let s = scale(variance: variance, gamma: gamma, epsilon: epsilon)
+            result = backward(z: zs, outputGradient: dys, mean: mean, variance: variance, scale: s, beta: beta,
+                              epsilon: epsilon, relu: relu, into: dzs)
+        } } }
+        return (dz, result.dBeta, result.dGamma)
+    }
+}

@@ -1,0 +1,370 @@
+import CInceptionKernels
+import Foundation
+
+/// The convolution of the training pass and its two gradients, all on ``ActivationSlab``s and
+/// all through the packed GEMM (`CInceptionKernels`).
+///
+/// Shapes (TF semantics, NHWC / HWIO, SAME padding split smaller-half-before as TF does):
+/// - input X: [N, H, W, CI]; weights W: [KH, KW, CI, CO]; output Z: [N, OH, OW, CO].
+/// - forward:  Z[n,oh,ow,o] = Σ_{kh,kw,c} X[n, oh·sh + kh − padTop, ow·sw + kw − padLeft, c] · W[kh,kw,c,o]
+///   (taps in the padding read 0), plus an optional bias[o].
+/// - ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``: dX = ∂L/∂X from
+///   dZ = ∂L/∂Z, [N, H, W, CI]. Written as a convolution of dZ: each input pixel gathers the
+///   dZ pixels whose windows cover it (a "transposed" receptive field of KH·KW·CO values) and
+///   multiplies by Wᵀ packed as [(kh, kw, o) × c]. No scatter, so threads never collide.
+/// - ``weightGradient(input:outputGradient:window:into:)``: dW = ∂L/∂W, [KH, KW, CI, CO] =
+///   im2col(X)ᵀ · dZ, computed as dWᵀ = dZᵀ · im2col(X) by blocks of output pixels small enough
+///   for the packed block to stay in L2: per block, dZ rows are transposed (CO × rows) and the
+///   receptive fields are packed straight into the GEMM's panel layout. Blocks are dealt to a few
+///   groups in a fixed pattern; each group sums its blocks' products into its own accumulator and
+///   the accumulators are added in order, so the result does not depend on thread timing.
+/// - bias gradient: Σ over pixels of dZ (``BatchNormTraining/channelSums(_:)``).
+public enum ConvolutionGradient {
+    /// Z = conv(X, W) (+ bias): the forward these gradients differentiate, reading a slab (so a
+    /// convolution can read a channel slice of a concatenation and write into one).
+    /// `weights` is the HWIO tensor packed as a (KH·KW·CI) × CO matrix (``GEMM/pack(_:rows:columns:)``).
+    public static func forward(input x: ActivationSlab, weights: PackedMatrix, window: Window2D,
+                               bias: UnsafePointer<Float>?, into z: ActivationSlab) {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
+        }
+        let k = window.kernelHeight * window.kernelWidth * x.channels
+        precondition(weights.rows == k && weights.columns == z.channels, "weights \(weights.rows)x\(weights.columns) do not fit")
+        precondition(z.batch == x.batch && z.height == g.outputHeight && z.width == g.outputWidth)
+        guard z.pixels > 0 else { return }
+        if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
+            GEMM.multiply(m: z.pixels, a: x.base, lda: x.stride, b: weights, c: z.base, ldc: z.stride,
+                          bias: bias, relu: false)
+            return
+        }
+        let gather = SlabGather(source: x, geometry: g)
+        GEMM.multiply(m: z.pixels, gatherRows: { start, count, buffer in gather.rows(start, count, into: buffer) },
+                      b: weights, c: z.base, ldc: z.stride, bias: bias, relu: false)
+    }
+
+    /// Packs HWIO weights (`w`: KH·KW·CI·CO floats) for ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``:
+    /// the matrix B′[(kh·KW + kw)·CO + o, c] = W[kh, kw, c, o], (KH·KW·CO) × CI.
+    public static func packTransposedWeights(_ w: UnsafePointer<Float>, kernelHeight kh: Int, kernelWidth kw: Int,
+                                             inputChannels ci: Int, outputChannels co: Int) -> PackedMatrix {
+        let taps = kh * kw
+        var t = [Float](repeating: 0, count: taps * co * ci)
+        t.withUnsafeMutableBufferPointer { d in
+            for tap in 0..<taps {
+                let src = w + tap * ci * co, dst = d.baseAddress! + tap * co * ci
+                for c in 0..<ci {
+                    for o in 0..<co { dst[o * ci + c] = src[c * co + o] }
+                }
+            }
+        }
+        return GEMM.pack(t, rows: taps * co, columns: ci)
+    }
+
+    /// dX from dZ (see the type's documentation). `transposedWeights` comes from
+    /// ``packTransposedWeights(_:kernelHeight:kernelWidth:inputChannels:outputChannels:)``.
+    /// With `accumulate` the result is added to `dx`, else it replaces it.
+    public static func inputGradient(outputGradient dz: ActivationSlab, transposedWeights wt: PackedMatrix,
+                                     window: Window2D, into dx: ActivationSlab, accumulate: Bool,
+                                     workspace: Workspace? = nil) {
+        guard let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(dx.height)x\(dx.width) input")
+        }
+        precondition(dz.batch == dx.batch && dz.height == g.outputHeight && dz.width == g.outputWidth)
+        precondition(wt.rows == window.kernelHeight * window.kernelWidth * dz.channels && wt.columns == dx.channels)
+        guard dx.pixels > 0, dx.channels > 0 else { return }
+        if accumulate {
+            let own = workspace ?? Workspace()
+            let temp = own.floats(dx.pixels * dx.channels)
+            let t = ActivationSlab(base: temp, batch: dx.batch, height: dx.height, width: dx.width, channels: dx.channels)
+            inputGradient(outputGradient: dz, transposedWeights: wt, window: window, into: t, accumulate: false)
+            dx.add(t)
+            return
+        }
+        if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
+            GEMM.multiply(m: dx.pixels, a: dz.base, lda: dz.stride, b: wt, c: dx.base, ldc: dx.stride, bias: nil, relu: false)
+            return
+        }
+        let gather = TransposedGather(gradient: dz, geometry: g)
+        GEMM.multiply(m: dx.pixels, gatherRows: { start, count, buffer in gather.rows(start, count, into: buffer) },
+                      b: wt, c: dx.base, ldc: dx.stride, bias: nil, relu: false)
+    }
+
+    /// dW = im2col(X)ᵀ · dZ into `dw` (HWIO, KH·KW·CI·CO floats, overwritten). See the type's
+    /// documentation for the blocking.
+    public static func weightGradient(input x: ActivationSlab, outputGradient dz: ActivationSlab, window: Window2D,
+                                      into dw: UnsafeMutablePointer<Float>, workspace: Workspace? = nil) {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
+        }
+        precondition(dz.batch == x.batch && dz.height == g.outputHeight && dz.width == g.outputWidth)
+        let co = dz.channels
+        let k = window.kernelHeight * window.kernelWidth * x.channels
+        let m = dz.pixels
+        guard k > 0, co > 0 else { return }
+        guard m > 0 else { dw.update(repeating: 0, count: k * co); return }
+        let plan = WeightGradientPlan(m: m, k: k, co: co, threads: Parallel.threadCount)
+        let ck = co * k
+        let own = workspace ?? Workspace()
+        let shared = SendableMutablePointer(own.floats(2 * plan.groups * ck))  // accumulators, then temporaries
+        let packer = Im2colPacker(source: x, geometry: g)
+        Parallel.forEach(count: plan.groups) { group in
+            let acc = shared.pointer + group * ck, temp = shared.pointer + (plan.groups + group) * ck
+            var first = true
+            var chunk = group
+            while chunk < plan.chunks {
+                let start = chunk * plan.rows, rows = min(plan.rows, m - start)
+                let panelFloats = plan.panels * 16 * rows
+                guard let scratch = ik_thread_scratch(panelFloats + co * rows + plan.panels * 16) else { fatalError("out of memory") }
+                let a = scratch + panelFloats
+                packer.pack(rows: start, count: rows, into: scratch, rowBuffer: a + co * rows)
+                transposeRows(dz, start: start, count: rows, into: a)
+                ik_gemm(co, rows, k, a, rows, scratch, 0, plan.panels, first ? acc : temp, k, nil, 0)
+                if !first {
+                    var i = 0
+                    while i + 8 <= ck { store8(load8(acc + i) + load8(temp + i), acc + i); i += 8 }
+                    while i < ck { acc[i] += temp[i]; i += 1 }
+                }
+                first = false
+                chunk += plan.groups
+            }
+            if first { acc.update(repeating: 0, count: ck) }
+        }
+        // dw[kk, o] = Σ_groups acc[group][o, kk], groups in order; blocks of 16 kk per task.
+        let out = SendableMutablePointer(dw)
+        let blocks = (k + 15) / 16
+        Parallel.forEach(count: blocks) { block in
+            let k0 = block * 16, k1 = min(k, k0 + 16), width = k1 - k0
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sum in
+                let sum = sum.baseAddress!
+                for o in 0..<co {
+                    sum.update(from: shared.pointer + o * k + k0, count: width)
+                    for group in 1..<max(1, plan.groups) {
+                        let src = UnsafePointer(shared.pointer) + group * ck + o * k + k0
+                        for j in 0..<width { sum[j] += src[j] }
+                    }
+                    for j in 0..<width { out.pointer[(k0 + j) * co + o] = sum[j] }
+                }
+            }
+        }
+    }
+
+    /// rows start..<start+count of `dz`, transposed: a[o·count + r] = dz[start + r, o].
+    static func transposeRows(_ dz: ActivationSlab, start: Int, count: Int, into a: UnsafeMutablePointer<Float>) {
+        let co = dz.channels
+        var r0 = 0
+        while r0 < count {
+            let nb = min(16, count - r0)
+            let src = UnsafePointer(dz.row(start + r0))
+            let stride = dz.stride
+            for o in 0..<co {
+                let dst = a + o * count + r0
+                for j in 0..<nb { dst[j] = src[j * stride + o] }
+            }
+            r0 += nb
+        }
+    }
+
+    /// Tensor form of ``forward(input:weights:window:bias:into:)`` (for tests and tools).
+    public static func forward(_ x: Tensor, weights: Tensor, bias: [Float]? = nil, window: Window2D) -> Tensor {
+        let s = weights.shape
+        precondition(s.count == 4 && s[0] == window.kernelHeight && s[1] == window.kernelWidth && s[2] == x.shape[3])
+        let g = window.geometry(inputHeight: x.shape[1], inputWidth: x.shape[2])!
+        var x = x
+        var z = Tensor(zeros: [x.shape[0], g.outputHeight, g.outputWidth, s[3]])
+        let packed = GEMM.pack(weights.scalars, rows: s[0] * s[1] * s[2], columns: s[3])
+        x.withSlab { xs in
+            z.withSlab { zs in
+                if let bias {
+                    bias.withUnsafeBufferPointer { forward(input: xs, weights: packed, window: window, bias: $0.baseAddress, into: zs) }
+                } else {
+                    forward(input: xs, weights: packed, window: window, bias: nil, into: zs)
+                }
+            }
+        }
+        return z
+    }
+
+    /// Tensor form of ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``:
+    /// dX [N, H, W, CI] for an input of spatial size `inputHeight`×`inputWidth`.
+    public static func inputGradient(_ dz: Tensor, weights: Tensor, window: Window2D, inputHeight: Int, inputWidth: Int) -> Tensor {
+        let s = weights.shape
+        var dz = dz
+        var dx = Tensor(zeros: [dz.shape[0], inputHeight, inputWidth, s[2]])
+        let wt = weights.scalars.withUnsafeBufferPointer {
+            packTransposedWeights($0.baseAddress!, kernelHeight: s[0], kernelWidth: s[1], inputChannels: s[2], outputChannels: s[3])
+        }
+        dz.withSlab { dzs in dx.withSlab { dxs in inputGradient(outputGradient: dzs, transposedWeights: wt, window: window, into: dxs, accumulate: false) } }
+        return dx
+    }
+
+    /// Tensor form of ``weightGradient(input:outputGradient:window:into:)``: dW [KH, KW, CI, CO].
+    public static func weightGradient(_ x: Tensor, _ dz: Tensor, window: Window2D) -> Tensor {
+        var x = x, dz = dz
+        var dw = Tensor(zeros: [window.kernelHeight, window.kernelWidth, x.shape[3], dz.shape[3]])
+        x.withSlab { xs in
+            dz.withSlab { dzs in
+                dw.scalars.withUnsafeMutableBufferPointer { weightGradient(input: xs, outputGradient: dzs, window: window, into: $0.baseAddress!) }
+            }
+        }
+        return dw
+    }
+}
+
+/// How ``ConvolutionGradient/weightGradient(input:outputGradient:window:into:)`` cuts the output
+/// pixels into blocks: a packed block of about 1 MB (so it is still in L2 when the GEMM reads it),
+/// 64...4096 rows; blocks dealt round-robin to up to two groups per thread.
+struct WeightGradientPlan {
+    let rows: Int
+    let chunks: Int
+    let panels: Int
+    let groups: Int
+
+    init(m: Int, k: Int, co: Int, threads: Int) {
+        panels = (k + 15) / 16
+        rows = min(m, max(64, min(4096, (1 << 18) / (panels * 16))))
+        chunks = (m + rows - 1) / rows
+        groups = max(1, min(chunks, 2 * max(threads, 1)))
+    }
+}
+
+/// Rows of im2col(X) (one per output pixel; K = KH·KW·CI columns in HWIO order, zeros for taps in
+/// the padding) read from a slab, contiguous: the forward GEMM's gathered A.
+struct SlabGather: @unchecked Sendable {
+    let source: ActivationSlab
+    let geometry: WindowGeometry
+
+    func rows(_ start: Int, _ count: Int, into buffer: UnsafeMutablePointer<Float>) {
+        let k = geometry.window.kernelHeight * geometry.window.kernelWidth * source.channels
+        for r in 0..<count { row(start + r, into: buffer + r * k) }
+    }
+
+    /// One receptive field (K floats). When the slab is dense, the taps of one kernel row are
+    /// adjacent pixels in memory and go in one copy.
+    @inline(__always)
+    func row(_ pixel: Int, into out: UnsafeMutablePointer<Float>) {
+        let g = geometry, wnd = g.window, ci = source.channels
+        let perImage = g.outputHeight * g.outputWidth
+        let image = pixel / perImage
+        let oh = (pixel % perImage) / g.outputWidth, ow = pixel % g.outputWidth
+        let dense = source.stride == ci
+        let iw0 = ow * wnd.strideWidth - g.padLeft
+        let kw0 = max(0, -iw0), kw1 = min(wnd.kernelWidth, g.inputWidth - iw0)
+        var row = out
+        for kh in 0..<wnd.kernelHeight {
+            let ih = oh * wnd.strideHeight + kh - g.padTop
+            if ih < 0 || ih >= g.inputHeight || kw1 <= kw0 {
+                row.update(repeating: 0, count: wnd.kernelWidth * ci)
+                row += wnd.kernelWidth * ci
+                continue
+            }
+            let base = (image * g.inputHeight + ih) * g.inputWidth + iw0
+            if kw0 > 0 { row.update(repeating: 0, count: kw0 * ci) }
+            if dense {
+                (row + kw0 * ci).update(from: source.row(base + kw0), count: (kw1 - kw0) * ci)
+            } else {
+                for kw in kw0..<kw1 { (row + kw * ci).update(from: source.row(base + kw), count: ci) }
+            }
+            if kw1 < wnd.kernelWidth { (row + kw1 * ci).update(repeating: 0, count: (wnd.kernelWidth - kw1) * ci) }
+            row += wnd.kernelWidth * ci
+        }
+    }
+}
+
+/// Rows of the transposed receptive fields of dZ: for input pixel (n, ih, iw) and tap (kh, kw), the
+/// CO values of dZ[n, oh, ow] with oh·sh = ih + padTop − kh and ow·sw = iw + padLeft − kw (zeros
+/// where no such output pixel exists). K′ = KH·KW·CO columns, tap-major.
+struct TransposedGather: @unchecked Sendable {
+    let gradient: ActivationSlab
+    let geometry: WindowGeometry
+
+    func rows(_ start: Int, _ count: Int, into buffer: UnsafeMutablePointer<Float>) {
+        let g = geometry, wnd = g.window, co = gradient.channels
+        let k = wnd.kernelHeight * wnd.kernelWidth * co
+        let perImage = g.inputHeight * g.inputWidth
+        for r in 0..<count {
+            let pixel = start + r
+            let image = pixel / perImage
+            let ih = (pixel % perImage) / g.inputWidth, iw = pixel % g.inputWidth
+            var row = buffer + r * k
+            for kh in 0..<wnd.kernelHeight {
+                let t = ih + g.padTop - kh
+                let oh = t / wnd.strideHeight
+                if t < 0 || t % wnd.strideHeight != 0 || oh >= g.outputHeight {
+                    row.update(repeating: 0, count: wnd.kernelWidth * co)
+                    row += wnd.kernelWidth * co
+                    continue
+                }
+                for kw in 0..<wnd.kernelWidth {
+                    let u = iw + g.padLeft - kw
+                    let ow = u / wnd.strideWidth
+                    if u < 0 || u % wnd.strideWidth != 0 || ow >= g.outputWidth {
+                        row.update(repeating: 0, count: co)
+                    } else {
+                        row.update(from: gradient.row((image * g.outputHeight + oh) * g.outputWidth + ow), count: co)
+                    }
+                    row += co
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows of im2col(X) straight into the GEMM's panel layout for a B of `count` rows:
+/// element (r, kk) at `packed[(kk / 16)·16·count + r·16 + kk % 16]`, lanes past K zero.
+/// With CI a multiple of 16 every tap is whole 16-float runs, copied in place; otherwise each row
+/// is gathered contiguously into `rowBuffer` (≥ K rounded up to 16 floats) and then split into panels.
+struct Im2colPacker: @unchecked Sendable {
+    let source: ActivationSlab
+    let geometry: WindowGeometry
+
+    func pack(rows start: Int, count: Int, into packed: UnsafeMutablePointer<Float>, rowBuffer: UnsafeMutablePointer<Float>) {
+        let g = geometry, wnd = g.window, ci = source.channels
+        let k = wnd.kernelHeight * wnd.kernelWidth * ci
+        let panels = (k + 15) / 16
+        let panelStride = 16 * count
+        if ci % 16 != 0 {
+            let gather = SlabGather(source: source, geometry: g)
+            (rowBuffer + k).update(repeating: 0, count: panels * 16 - k)
+            for r in 0..<count {
+                gather.row(start + r, into: rowBuffer)
+                let dst = packed + r * 16
+                for p in 0..<panels {
+                    UnsafeMutableRawPointer(dst + p * panelStride).storeBytes(
+                        of: UnsafeRawPointer(rowBuffer + p * 16).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                }
+            }
+            return
+        }
+        let perImage = g.outputHeight * g.outputWidth
+        for r in 0..<count {
+            let pixel = start + r
+            let image = pixel / perImage
+            let oh = (pixel % perImage) / g.outputWidth, ow = pixel % g.outputWidth
+            let rowBase = packed + r * 16
+            var kk = 0
+            for kh in 0..<wnd.kernelHeight {
+                let ih = oh * wnd.strideHeight + kh - g.padTop
+                let rowValid = ih >= 0 && ih < g.inputHeight
+                for kw in 0..<wnd.kernelWidth {
+                    let iw = ow * wnd.strideWidth + kw - g.padLeft
+                    if rowValid && iw >= 0 && iw < g.inputWidth {
+                        let src = UnsafePointer(source.row((image * g.inputHeight + ih) * g.inputWidth + iw))
+                        var c = 0
+                        while c < ci {
+                            UnsafeMutableRawPointer(rowBase + ((kk + c) >> 4) * panelStride).storeBytes(
+                                of: UnsafeRawPointer(src + c).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                            c += 16
+                        }
+                    } else {
+                        var c = 0
+                        while c < ci {
+                            UnsafeMutableRawPointer(rowBase + ((kk + c) >> 4) * panelStride)
+                                .storeBytes(of: SIMD16<Float>(repeating: 0), as: SIMD16<Float>.self)
+                            c += 16
+                        }
+                    }
+                    kk += ci
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+
+/// Pooling on ``ActivationSlab``s and its gradients (TF semantics).
+///
+/// Shapes: input X [N, H, W, C]; output Y [N, OH, OW, C] (``Window2D`` geometry, TF SAME/VALID).
+/// - max pool: Y = max over the window's real pixels (padding never wins). Gradient: each dY goes
+///   to the window's arg-max, the *first* maximum in window (row-major) order on ties, as TF's
+///   CPU `MaxPoolGrad` does; the arg-max is recomputed from X (nothing is saved).
+/// - average pool: Y = mean over the window's real pixels (SAME counts only real pixels).
+///   Gradient: each dY / count is added to every real pixel of its window.
+/// - global average: Y [N, 1, 1, C] = mean over H and W. Gradient: dX[n, h, w, c] = dY[n, c] / (H·W).
+///
+/// Backward kernels scatter-add, so work is split by (image, block of channels): two tasks never
+/// touch the same element, for any window overlap.
+public enum PoolingGradient {
+    /// Y = pool(X) from slab to slab (the forward of ``maxPoolInputGradient(input:outputGradient:window:into:accumulate:)``
+    /// and ``averagePoolInputGradient(outputGradient:window:into:accumulate:)``).
+    public static func forward(_ kind: Pooling.Kind, input x: ActivationSlab, window: Window2D, into y: ActivationSlab) {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
+            preconditionFailure("pooling window \(window) does not fit a \(x.height)x\(x.width) input")
+        }
+        precondition(y.batch == x.batch && y.height == g.outputHeight && y.width == g.outputWidth && y.channels == x.channels)
+        let rows = y.batch * y.height
+        let c = x.channels
+        let perTask = max(1, (rows + 4 * Parallel.threadCount - 1) / (4 * Parallel.threadCount))
+        Parallel.forEach(count: (rows + perTask - 1) / perTask) { part in
+            for r in (part * perTask)..<min(rows, (part + 1) * perTask) {
+                let b = r / g.outputHeight, oy = r % g.outputHeight
+                let y0 = max(oy * window.strideHeight - g.padTop, 0)
+                let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, x.height)
+                for ox in 0..<g.outputWidth {
+                    let x0 = max(ox * window.strideWidth - g.padLeft, 0)
+                    let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, x.width)
+                    let dst = y.row((b * g.outputHeight + oy) * g.outputWidth + ox)
+                    dst.update(from: x.row((b * x.height + y0) * x.width + x0), count: c)
+                    for iy in y0..<y1 {
+                        for ix in x0..<x1 where iy != y0 || ix != x0 {
+                            let src = x.row((b * x.height + iy) * x.width + ix)
+                            switch kind {
+                            case .max: for i in 0..<c { dst[i] = max(dst[i], src[i]) }
+                            case .average: for i in 0..<c { dst[i] += src[i] }
+                            }
+                        }
+                    }
+                    if kind == .average {
+                        let count = Float((y1 - y0) * (x1 - x0))
+                        for i in 0..<c { dst[i] /= count }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dX of max pooling: adds each dY to its window's first maximum of X. With `accumulate` false
+    /// `dx` is zeroed first. `output` (the forward's Y, if still at hand) saves recomputing the maxima.
+    public static func maxPoolInputGradient(input x: ActivationSlab, outputGradient dy: ActivationSlab, window: Window2D,
+                                            into dx: ActivationSlab, accumulate: Bool, output: ActivationSlab? = nil) {
+        let g = window.geometry(inputHeight: x.height, inputWidth: x.width)!
+        precondition(dx.batch == x.batch && dx.height == x.height && dx.width == x.width && dx.channels == x.channels)
+        precondition(dy.batch == x.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == x.channels)
+        if !accumulate { dx.fill(0) }
+        let blocks = ChannelBlocks(channels: x.channels, images: x.batch)
+        Parallel.forEach(count: blocks.tasks) { task in
+            let (b, c0, c1) = blocks.task(task)
+            let width = c1 - c0, w8 = width / 8 * 8
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * width) { tmp in
+                let best = tmp.baseAddress!, taken = best + width
+                let zero = SIMD8<Float>(repeating: 0), one = SIMD8<Float>(repeating: 1)
+                for oy in 0..<g.outputHeight {
+                    let y0 = max(oy * window.strideHeight - g.padTop, 0)
+                    let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, x.height)
+                    for ox in 0..<g.outputWidth {
+                        let x0 = max(ox * window.strideWidth - g.padLeft, 0)
+                        let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, x.width)
+                        // The window's maximum (the forward value), channel by channel.
+                        if let output {
+                            best.update(from: output.row((b * g.outputHeight + oy) * g.outputWidth + ox) + c0, count: width)
+                        } else {
+                        best.update(from: x.row((b * x.height + y0) * x.width + x0) + c0, count: width)
+                        for iy in y0..<y1 {
+                            for ix in x0..<x1 where iy != y0 || ix != x0 {
+                                let src = UnsafePointer(x.row((b * x.height + iy) * x.width + ix) + c0)
+                                var i = 0
+                                while i < w8 {
+                                    let v = load8(src + i), m = load8(best + i)
+                                    store8(m.replacing(with: v, where: v .> m), best + i)
+                                    i += 8
+                                }
+                                while i < width { if src[i] > best[i] { best[i] = src[i] }; i += 1 }
+                            }
+                        }
+                        }
+                        // The first position in window order holding it takes the gradient.
+                        taken.update(repeating: 0, count: width)
+                        let grad = UnsafePointer(dy.row((b * g.outputHeight + oy) * g.outputWidth + ox) + c0)
+                        for iy in y0..<y1 {
+                            for ix in x0..<x1 {
+                                let p = (b * x.height + iy) * x.width + ix
+                                let src = UnsafePointer(x.row(p) + c0), dst = dx.row(p) + c0
+                                var i = 0
+                                while i < w8 {
+                                    let hit = (load8(src + i) .== load8(best + i)) .& (load8(taken + i) .== zero)
+                                    store8(load8(dst + i) + zero.replacing(with: load8(grad + i), where: hit), dst + i)
+                                    store8(load8(taken + i).replacing(with: one, where: hit), taken + i)
+                                    i += 8
+                                }
+                                while i < width {
+                                    if taken[i] == 0 && src[i] == best[i] { dst[i] += grad[i]; taken[i] = 1 }
+                                    i += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dX of average pooling (SAME divides by the real pixels under the window). With
+    /// `accumulate` false `dx` is zeroed first.
+    public static func averagePoolInputGradient(outputGradient dy: ActivationSlab, window: Window2D,
+                                                into dx: ActivationSlab, accumulate: Bool) {
+        let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width)!
+        precondition(dy.batch == dx.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == dx.channels)
+        if !accumulate { dx.fill(0) }
+        let blocks = ChannelBlocks(channels: dx.channels, images: dx.batch)
+        Parallel.forEach(count: blocks.tasks) { task in
+            let (b, c0, c1) = blocks.task(task)
+            for oy in 0..<g.outputHeight {
+                let y0 = max(oy * window.strideHeight - g.padTop, 0)
+                let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, dx.height)
+                for ox in 0..<g.outputWidth {
+                    let x0 = max(ox * window.strideWidth - g.padLeft, 0)
+                    let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, dx.width)
+                    let count = Float((y1 - y0) * (x1 - x0))
+                    let grad = dy.row((b * g.outputHeight + oy) * g.outputWidth + ox)
+                    for iy in y0..<y1 {
+                        for ix in x0..<x1 {
+                            let dst = dx.row((b * dx.height + iy) * dx.width + ix)
+                            for c in c0..<c1 { dst[c] += grad[c] / count }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Y[n, c] = mean over H and W of X (into `y`, [N, 1, 1, C]); sums in Double.
+    public static func globalAverage(input x: ActivationSlab, into y: ActivationSlab) {
+        precondition(y.pixels == x.batch && y.channels == x.channels)
+        let hw = x.height * x.width, c = x.channels
+        Parallel.forEach(count: x.batch) { b in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { sum in
+                for i in 0..<c { sum[i] = 0 }
+                for p in 0..<hw {
+                    let src = x.row(b * hw + p)
+                    for i in 0..<c { sum[i] += Double(src[i]) }
+                }
+                let dst = y.row(b)
+                for i in 0..<c { dst[i] = Float(sum[i] / Double(hw)) }
+            }
+        }
+    }
+
+    /// dX[n, h, w, c] = dY[n, c] / (H·W) (replaces `dx`, or adds to it with `accumulate`).
+    public static func globalAverageInputGradient(outputGradient dy: ActivationSlab, into dx: ActivationSlab, accumulate: Bool) {
+        precondition(dy.pixels == dx.batch && dy.channels == dx.channels)
+        let hw = dx.height * dx.width, c = dx.channels
+        let count = Float(hw)
+        Parallel.forEach(count: dx.batch) { b in
+            let grad = dy.row(b)
+            for p in 0..<hw {
+                let dst = dx.row(b * hw + p)
+                if accumulate { for i in 0..<c { dst[i] += grad[i] / count } } else { for i in 0..<c { dst[i] = grad[i] / count } }
+            }
+        }
+    }
+
+    // MARK: Tensor forms (tests and tools)
+
+    public static func forward(_ kind: Pooling.Kind, _ x: Tensor, window: Window2D) -> Tensor {
+        var x = x
+        var y = Tensor(zeros: Pooling.outputShape(window, input: x.shape)!)
+        x.withSlab { xs in y.withSlab { ys in forward(kind, input: xs, window: window, into: ys) } }
+        return y
+    }
+
+    public static func maxPoolInputGradient(_ x: Tensor, _ dy: Tensor, window: Window2D) -> Tensor {
+        var x = x, dy = dy
+        var dx = Tensor(zeros: x.shape)
+        x.withSlab { xs in dy.withSlab { dys in dx.withSlab { dxs in
+            maxPoolInputGradient(input: xs, outputGradient: dys, window: window, into: dxs, accumulate: false)
+        } } }
+        return dx
+    }
+
+    public static func averagePoolInputGradient(_ dy: Tensor, window: Window2D, inputShape: [Int]) -> Tensor {
+        var dy = dy
+        var dx = Tensor(zeros: inputShape)
+        dy.withSlab { dys in dx.withSlab { dxs in averagePoolInputGradient(outputGradient: dys, window: window, into: dxs, accumulate: false) } }
+        return dx
+    }
+
+    public static func globalAverageInputGradient(_ dy: Tensor, inputShape: [Int]) -> Tensor {
+        var dy = dy
+        var dx = Tensor(zeros: inputShape)
+        dy.withSlab { dys in dx.withSlab { dxs in globalAverageInputGradient(outputGradient: dys, into: dxs, accumulate: false) } }
+        return dx
+    }
+}
+
+/// Work split for the scatter-adding pooling gradients: one task per (image, block of ≤ 64 channels).
+struct ChannelBlocks {
+    let channels: Int, images: Int, blockWidth: Int, blocks: Int
+    init(channels: Int, images: Int) {
+        self.channels = channels
+        self.images = images
+        blockWidth = 64
+        blocks = max(1, (channels + 63) / 64)
+    }
+    var tasks: Int { images * blocks }
+    func task(_ index: Int) -> (image: Int, c0: Int, c1: Int) {
+        let b = index / blocks, j = index % blocks
+        return (b, j * blockWidth, min(channels, (j + 1) * blockWidth))
+    }
+}
