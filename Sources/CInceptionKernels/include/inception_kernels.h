@@ -56,4 +56,21 @@ void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
              const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
              float *c, ptrdiff_t ldc, const float *bias, int relu);
 
+/* ---- Thread pool (parallel.c) ---- */
+
+/* The thread count set by ik_parallel_set_threads, or 0 if never set. */
+int ik_parallel_threads(void);
+/* Sets the thread count used by Parallel (clamped to 1...256). */
+void ik_parallel_set_threads(int n);
+
+/* Calls fn(ctx, i) for every i in 0..<count on up to `threads` threads (the caller is one of
+ * them) and returns when all calls have returned. Indices are claimed dynamically. Runs
+ * serially when threads ≤ 1, when called from inside a job, or while another thread's job is
+ * running. */
+void ik_parallel_for(int threads, ptrdiff_t count, void (*fn)(void *ctx, ptrdiff_t index), void *ctx);
+
+/* A 64-byte-aligned buffer of at least `count` floats owned by the calling thread, valid until
+ * the thread's next call (or exit). NULL if memory is exhausted. */
+float *ik_thread_scratch(ptrdiff_t count);
+
 #endif
