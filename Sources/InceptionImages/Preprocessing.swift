@@ -150,7 +150,7 @@ public struct Preprocessing: Sendable, Equatable {
     /// Source rows/columns and weights for each output row/column, as TF's
     /// `compute_interpolation_weights`: lower = max(floor(in), 0), upper = min(ceil(in), size − 1),
     /// lerp = in − floor(in), with `scale = Float(inSize) / Float(outSize)`.
-    static func interpolation(inSize: Int, outSize: Int, centers: ResizeCenters)
+    public static func interpolation(inSize: Int, outSize: Int, centers: ResizeCenters)
         -> (lower: [Int], upper: [Int], lerp: [Float])
     {
         let scale = Float(inSize) / Float(outSize)
@@ -168,7 +168,7 @@ public struct Preprocessing: Sendable, Equatable {
     }
 
     /// `Float(v) · Float(1/255)` for every byte, as `convert_image_dtype` computes it.
-    static let unitScale: [Float] = (0..<256).map { Float($0) * Float(1.0 / 255.0) }
+    public static let unitScale: [Float] = (0..<256).map { Float($0) * Float(1.0 / 255.0) }
 
     private func run(_ image: RGBImage, into output: UnsafeMutablePointer<Float>) {
         let crop = centralCrop(width: image.width, height: image.height)

@@ -337,25 +337,13 @@ public struct TrainingAugmentation: Sendable, Equatable {
         }
     }
 
-    /// `Float(v) · Float(1/255)`, as `convert_image_dtype`.
-    static let unitScale: [Float] = (0..<256).map { Float($0) * Float(1.0 / 255.0) }
+    /// The same byte-to-float table and resize weights as the evaluation path (one definition).
+    static var unitScale: [Float] { Preprocessing.unitScale }
 
-    /// TensorFlow's `compute_interpolation_weights` (as in ``Preprocessing``).
     static func interpolation(inSize: Int, outSize: Int, centers: Preprocessing.ResizeCenters)
         -> (lower: [Int], upper: [Int], lerp: [Float])
     {
-        let scale = Float(inSize) / Float(outSize)
-        var lower = [Int](repeating: 0, count: outSize)
-        var upper = [Int](repeating: 0, count: outSize)
-        var lerp = [Float](repeating: 0, count: outSize)
-        for i in 0..<outSize {
-            let position: Float = centers == .halfPixel ? (Float(i) + 0.5) * scale - 0.5 : Float(i) * scale
-            let floored = position.rounded(.down)
-            lower[i] = max(Int(floored), 0)
-            upper[i] = min(Int(position.rounded(.up)), inSize - 1)
-            lerp[i] = position - floored
-        }
-        return (lower, upper, lerp)
+        Preprocessing.interpolation(inSize: inSize, outSize: outSize, centers: centers)
     }
 
     // MARK: - Colour (TensorFlow's CPU AdjustSaturation kernel, float for float)
