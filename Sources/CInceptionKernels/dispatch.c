@@ -48,11 +48,3 @@ int ik_gemm_isa(void) {
     }
     return ik_gemm_set_isa(wanted);
 }
-
-int ik_gemm_tile_rows(void) {
-    switch (ik_gemm_isa()) {
-    case IK_ISA_AVX512: return 12;
-    case IK_ISA_AVX2: return 6;
-    default: return 4;
-    }
-}

@@ -39,9 +39,6 @@ int ik_gemm_isa(void);
  * multiplication is running. */
 int ik_gemm_set_isa(int isa);
 
-/* The rows of C that one micro-kernel call produces for the active kernel (6 or 12 or 4). */
-int ik_gemm_tile_rows(void);
-
 /* Number of floats ik_pack writes for a K×N matrix: ceil(N/16)·16·K. */
 ptrdiff_t ik_packed_count(ptrdiff_t k, ptrdiff_t n);
 
