@@ -20,7 +20,7 @@ public final class Classifier: @unchecked Sendable {
     /// Labels default to ImageNet's, matched to the model's output count (1001 or 1000).
     public init(weights path: String, labels: Labels? = nil, preprocessing: Preprocessing = .inceptionEval,
                 options: ModelOptions = ModelOptions(), loading: WeightLoadingOptions = WeightLoadingOptions()) throws {
-        let reader = try WeightFile.open(path)
+        let reader = try ModelWeights.open(path)
         var fitted = options.fitted(to: reader)
         var preprocessing = preprocessing
         var labels = labels
@@ -32,7 +32,7 @@ public final class Classifier: @unchecked Sendable {
             if labels == nil { labels = Labels(names: metadata.classNames) }
         }
         guard fitted.numClasses > 0 else {
-            throw ModelError("\(path) has no logits layer (InceptionV1/Logits/Conv2d_0c_1x1): it can give features, not classes")
+            throw ModelError("\(path) has no logits layer (\(fitted.network.scope)/\(fitted.network.logitsScope)): it can give features, not classes")
         }
         model = try InceptionModel(options: fitted)
         try model.loadWeights(from: reader, options: loading)
@@ -70,7 +70,7 @@ public final class FeatureExtractor: @unchecked Sendable {
     /// `AvgPool_0a_7x7` / `global_pool` / `Logits` / `Predictions`).
     public init(weights path: String, endpoint: String, preprocessing: Preprocessing = .inceptionEval,
                 options: ModelOptions = ModelOptions()) throws {
-        let reader = try WeightFile.open(path)
+        let reader = try ModelWeights.open(path)
         var fitted = options.fitted(to: reader)
         var preprocessing = preprocessing
         if let metadata = ModelMetadata(reader) {
@@ -79,11 +79,12 @@ public final class FeatureExtractor: @unchecked Sendable {
             fitted.globalPool = metadata.globalPool
         }
         let head = ["AvgPool_0a_7x7", "global_pool", "Logits", "Predictions"]
-        guard InceptionV1.baseEndpoints.contains(endpoint) || head.contains(endpoint) else {
-            throw ModelError("unknown endpoint '\(endpoint)'; choose one of: "
-                             + (InceptionV1.baseEndpoints + head).joined(separator: ", "))
+        let base = fitted.network.baseEndpoints
+        guard base.contains(endpoint) || head.contains(endpoint) else {
+            throw ModelError("unknown endpoint '\(endpoint)' for \(fitted.architecture.rawValue); choose one of: "
+                             + (base + head).joined(separator: ", "))
         }
-        if InceptionV1.baseEndpoints.contains(endpoint) { fitted.finalEndpoint = endpoint }
+        if base.contains(endpoint) { fitted.finalEndpoint = endpoint }
         var endpoint = endpoint
         if endpoint == "global_pool" || endpoint == "AvgPool_0a_7x7" {
             // A model trained at another size pools globally: either name means "the pooled features".

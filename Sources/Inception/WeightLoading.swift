@@ -64,7 +64,7 @@ extension InceptionModel {
     public func loadWeights(from path: String, options: WeightLoadingOptions = WeightLoadingOptions()) throws
         -> WeightLoadingReport
     {
-        try loadWeights(from: WeightFile.open(path), options: options)
+        try loadWeights(from: ModelWeights.open(path), options: options)
     }
 
     @discardableResult
@@ -118,14 +118,40 @@ extension InceptionModel {
 }
 
 extension ModelOptions {
-    /// Options that fit a weight file: the number of classes from its logits biases (0 when it
-    /// has no logits) and batch-norm scale when it holds gammas. Other options stay as given.
+    /// Options that fit a weight file: the architecture from its scope and variables (starting from
+    /// that architecture's defaults when it differs from these options'), the number of classes from
+    /// its logits biases (0 when it has no logits), batch-norm scale when it holds gammas, auxiliary
+    /// heads when it holds theirs. Other options stay as given.
     public func fitted(to reader: any WeightReader) -> ModelOptions {
         var options = self
-        let biases = "\(InceptionV1.scope)/\(InceptionV1.logitsScope)/biases"
+        let architecture = Self.architecture(of: reader) ?? self.architecture
+        if architecture != self.architecture {
+            options = .defaults(for: architecture)
+            options.isTraining = isTraining
+            options.finalEndpoint = finalEndpoint
+            options.includeRootBlock = includeRootBlock
+            options.spatialSqueeze = spatialSqueeze
+            options.transformInput = transformInput
+        }
+        let network = architecture.network
+        let biases = "\(network.scope)/\(network.logitsScope)/biases"
         options.numClasses = reader.info(named: biases)?.shape.first ?? 0
+        options.auxiliaryLogits = network.auxiliaryHeads.contains { aux in
+            reader.variables.contains { $0.name.hasPrefix("\(network.scope)/\(aux.name)/") }
+        }
         options.batchNormScale = reader.variables.contains { $0.name.hasSuffix("/BatchNorm/gamma") }
         options.useBatchNorm = options.batchNormScale || reader.variables.contains { $0.name.hasSuffix("/BatchNorm/moving_mean") }
         return options
+    }
+
+    /// The architecture a weight file was written for: our metadata, else its variables (slim's
+    /// `InceptionV1/` scope; `GoogLeNet/` with batch norm for torchvision's, without for the paper's).
+    public static func architecture(of reader: any WeightReader) -> Architecture? {
+        if let safetensors = reader as? SafeTensorsReader, let name = safetensors.metadata[ModelMetadata.keys.architecture],
+           let a = Architecture(rawValue: name) { return a }
+        let names = reader.variables.map(\.name)
+        if names.contains(where: { $0.hasPrefix(InceptionV1.scope + "/") }) { return .inceptionV1 }
+        guard names.contains(where: { $0.hasPrefix(GoogLeNet.scope + "/") }) else { return nil }
+        return names.contains { $0.hasSuffix("/BatchNorm/moving_mean") } ? .googlenetTorchvision : .googlenet
     }
 }

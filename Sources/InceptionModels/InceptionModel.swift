@@ -1,7 +1,8 @@
 import Foundation
 import InceptionCore
 
-/// A runnable Inception V1: the layer description, its options and its variables by slim name.
+/// A runnable network of the GoogLeNet family (slim's Inception V1 unless the options say
+/// otherwise): the layer description, its options and its variables by slim-style name.
 ///
 /// ```swift
 /// let model = try InceptionModel(options: ModelOptions(numClasses: 1001))
@@ -11,6 +12,8 @@ import InceptionCore
 /// ```
 public final class InceptionModel: @unchecked Sendable {
     public let options: ModelOptions
+    /// The network description (`options.architecture`'s).
+    public let network: Network
     /// The base layers that run, up to `options.finalEndpoint`.
     public let layers: [Layer]
     /// 3 with the root block, else 192 (the channels Mixed_3b takes).
@@ -19,6 +22,12 @@ public final class InceptionModel: @unchecked Sendable {
     public let variableSpecs: [VariableSpec]
     /// Whether the logits head is built (final endpoint Mixed_5c).
     public var hasHead: Bool { options.finalEndpoint == "Mixed_5c" }
+    /// The auxiliary classifiers that exist (with a head, classes, and `options.auxiliaryLogits`).
+    public var auxiliaryHeads: [AuxiliaryHead] {
+        hasHead && options.numClasses > 0 && options.auxiliaryLogits ? network.auxiliaryHeads : []
+    }
+    /// The logits layer's full scope, e.g. `InceptionV1/Logits/Conv2d_0c_1x1`.
+    public var logitsPath: String { "\(network.scope)/\(network.logitsScope)" }
 
     public private(set) var variables: [String: Tensor]
     private var compiled: [String: Convolution2D]?
@@ -27,38 +36,75 @@ public final class InceptionModel: @unchecked Sendable {
     private let lock = NSLock()
     private var dropoutGenerator: SeededGenerator
 
-    /// Builds the model with slim's initialisers (weights truncated normal, stddev 0.01 in the base,
-    /// variance scaling in the logits; beta 0, gamma 1, moving mean 0, moving variance 1).
-    public init(options: ModelOptions = ModelOptions(), seed: UInt64 = 0) throws {
-        let all = InceptionV1.rootBlock + InceptionV1.inceptionBlocks
-        guard let last = all.firstIndex(where: { $0.name == options.finalEndpoint }) else {
-            throw ModelError("unknown final endpoint '\(options.finalEndpoint)'; choose one of: "
-                             + InceptionV1.baseEndpoints.joined(separator: ", "))
+    /// How variables start before any weights are loaded.
+    public enum Initialization: String, Sendable, CaseIterable {
+        /// slim's: weights truncated normal (stddev 0.01) in the base, variance scaling in the
+        /// logits; biases and beta 0, gamma 1 (torchvision's GoogLeNet uses the same 0.01 normal).
+        case slim
+        /// Caffe's bvlc_googlenet: Xavier-uniform weights (±sqrt(3 / fan in)), biases 0.2 except the
+        /// classifiers' (0).
+        case caffe
+
+        /// `caffe` for the paper's network, `slim` otherwise.
+        public static func `default`(for architecture: Architecture) -> Initialization {
+            architecture == .googlenet ? .caffe : .slim
         }
-        let first = options.includeRootBlock ? 0 : InceptionV1.rootBlock.count
+    }
+
+    /// Builds the model with fresh variables (moving mean 0 and moving variance 1 always).
+    public init(options: ModelOptions = ModelOptions(), seed: UInt64 = 0, initialization: Initialization? = nil) throws {
+        let network = options.network
+        let all = network.rootBlock + network.inceptionBlocks
+        guard let last = all.firstIndex(where: { $0.name == options.finalEndpoint }) else {
+            throw ModelError("unknown final endpoint '\(options.finalEndpoint)' for \(options.architecture.rawValue); choose one of: "
+                             + network.baseEndpoints.joined(separator: ", "))
+        }
+        let first = options.includeRootBlock ? 0 : network.rootBlock.count
         guard last >= first else {
             throw ModelError("final endpoint '\(options.finalEndpoint)' is in the root block, which is excluded")
         }
         guard options.numClasses >= 0 else { throw ModelError("the number of classes must be 0 or more") }
         self.options = options
+        self.network = network
         layers = Array(all[first...last])
-        inputChannels = options.includeRootBlock ? 3 : 192
+        inputChannels = options.includeRootBlock ? 3 : network.rootBlockChannels
         var specs: [VariableSpec] = []
         var channels = inputChannels
+        var channelsAt: [String: Int] = [:]
         for layer in layers {
-            channels = Self.collectVariables(layer, scope: InceptionV1.scope, inputChannels: channels,
+            channels = Self.collectVariables(layer, scope: network.scope, inputChannels: channels,
                                              options: options, into: &specs)
+            channelsAt[layer.name] = channels
+        }
+        func addLogits(_ path: String, inputs: Int) {
+            specs.append(VariableSpec(name: path + "/weights", shape: [1, 1, inputs, options.numClasses], role: .weights))
+            specs.append(VariableSpec(name: path + "/biases", shape: [options.numClasses], role: .biases))
         }
         if options.finalEndpoint == "Mixed_5c" && options.numClasses > 0 {
-            let head = "\(InceptionV1.scope)/\(InceptionV1.logitsScope)"
-            specs.append(VariableSpec(name: head + "/weights", shape: [1, 1, channels, options.numClasses], role: .weights))
-            specs.append(VariableSpec(name: head + "/biases", shape: [options.numClasses], role: .biases))
+            addLogits("\(network.scope)/\(network.logitsScope)", inputs: channels)
+            if options.auxiliaryLogits {
+                for aux in network.auxiliaryHeads {
+                    guard var c = channelsAt[aux.endpoint] else { continue }
+                    for layer in aux.layers {
+                        c = Self.collectVariables(layer, scope: "\(network.scope)/\(aux.name)", inputChannels: c,
+                                                  options: options, into: &specs)
+                    }
+                    addLogits("\(network.scope)/\(aux.name)/\(aux.logitsName)", inputs: c)
+                }
+            }
         }
         variableSpecs = specs
         dropoutGenerator = SeededGenerator(seed: seed ^ 0xD50F)
         var rng = SeededGenerator(seed: seed)
+        let initialization = initialization ?? .default(for: options.architecture)
+        let classifiers = Set(specs.filter { $0.name.hasSuffix("/Conv2d_0c_1x1/weights") || $0.name.hasSuffix("/Conv2d_2b_1x1/weights") }
+            .map { String($0.name.dropLast("/weights".count)) })
         var values: [String: Tensor] = [:]
-        for spec in specs { values[spec.name] = Self.initialValue(spec, using: &rng) }
+        for spec in specs {
+            let scope = spec.name.split(separator: "/").dropLast().joined(separator: "/")
+            values[spec.name] = Self.initialValue(spec, initialization: initialization,
+                                                  isClassifier: classifiers.contains(scope), using: &rng)
+        }
         variables = values
     }
 
@@ -66,6 +112,12 @@ public final class InceptionModel: @unchecked Sendable {
     private static func collectVariables(_ layer: Layer, scope: String, inputChannels: Int,
                                          options: ModelOptions, into specs: inout [VariableSpec]) -> Int {
         switch layer {
+        case .fullyConnected(let name, let out, let window):
+            let s = "\(scope)/\(name)"
+            specs.append(VariableSpec(name: s + "/weights",
+                                      shape: [window.kernelHeight, window.kernelWidth, inputChannels, out], role: .weights))
+            specs.append(VariableSpec(name: s + "/biases", shape: [out], role: .biases))
+            return out
         case .conv(let name, let out, let window):
             let s = "\(scope)/\(name)"
             specs.append(VariableSpec(name: s + "/weights",
@@ -81,7 +133,7 @@ public final class InceptionModel: @unchecked Sendable {
                 specs.append(VariableSpec(name: s + "/biases", shape: [out], role: .biases))
             }
             return out
-        case .maxPool, .avgPool:
+        case .maxPool, .avgPool, .localResponseNorm, .adaptiveAvgPool:
             return inputChannels
         case .mixed(let name, let branches):
             var total = 0
@@ -97,16 +149,22 @@ public final class InceptionModel: @unchecked Sendable {
         }
     }
 
-    private static func initialValue(_ spec: VariableSpec, using rng: inout SeededGenerator) -> Tensor {
-        switch spec.role {
-        case .weights:
+    private static func initialValue(_ spec: VariableSpec, initialization: Initialization, isClassifier: Bool,
+                                     using rng: inout SeededGenerator) -> Tensor {
+        let fanIn = spec.shape.dropLast().reduce(1, *)
+        switch (spec.role, initialization) {
+        case (.weights, .slim):
             // slim: truncated normal (0.01) inside the base; variance scaling (factor 2, fan in,
             // truncated normal: stddev sqrt(1.3·2/fan_in)) for the logits.
-            let fanIn = spec.shape.dropLast().reduce(1, *)
-            let std: Float = spec.name.contains("/Logits/") ? (2.6 / Float(fanIn)).squareRoot() : 0.01
+            let std: Float = isClassifier ? (2.6 / Float(fanIn)).squareRoot() : 0.01
             return Tensor(shape: spec.shape, scalars: (0..<spec.count).map { _ in rng.truncatedNormal() * std })
-        case .biases, .beta, .movingMean: return Tensor(zeros: spec.shape)
-        case .gamma, .movingVariance: return Tensor(repeating: 1, shape: spec.shape)
+        case (.weights, .caffe):
+            // Caffe's "xavier" filler: uniform in ±sqrt(3 / fan_in).
+            let limit = (3 / Float(fanIn)).squareRoot()
+            return Tensor(shape: spec.shape, scalars: (0..<spec.count).map { _ in Float.random(in: -limit...limit, using: &rng) })
+        case (.biases, .caffe) where !isClassifier: return Tensor(repeating: 0.2, shape: spec.shape)
+        case (.biases, _), (.beta, _), (.movingMean, _): return Tensor(zeros: spec.shape)
+        case (.gamma, _), (.movingVariance, _): return Tensor(repeating: 1, shape: spec.shape)
         }
     }
 
@@ -164,17 +222,18 @@ public final class InceptionModel: @unchecked Sendable {
     /// batch's statistics and dropout is active.
     public func forward(_ input: Tensor, endpoints selection: EndpointSelection = .all) throws -> Output {
         try validate(inputShape: input.shape)
+        let input = options.transformInput ? Self.torchvisionInputTransform(input) : input
         if options.isTraining { return trainingForward(input, selection: selection) }
         let convs = inferenceConvolutions()
         lock.lock(); defer { lock.unlock() }
         if plan?.inputShape != input.shape || planSelection != PlanSelection(selection) {
             plan = nil  // free the old buffers before planning new ones
             let head = hasHead ? InferencePlan.Head(
-                globalPool: options.globalPool,
-                logits: options.numClasses > 0 ? convs["\(InceptionV1.scope)/\(InceptionV1.logitsScope)"] : nil,
+                globalPool: options.globalPool, poolWindow: network.headPoolWindow,
+                logits: options.numClasses > 0 ? convs[logitsPath] : nil,
                 spatialSqueeze: options.spatialSqueeze) : nil
-            plan = InferencePlan(inputShape: input.shape, layers: layers, head: head, convolutions: convs,
-                                 keep: selection.contains)
+            plan = InferencePlan(inputShape: input.shape, scope: network.scope, layers: layers, head: head,
+                                 convolutions: convs, keep: selection.contains)
             planSelection = PlanSelection(selection)
         }
         let (output, all) = plan!.run(input)
@@ -186,11 +245,25 @@ public final class InceptionModel: @unchecked Sendable {
     /// Bytes of activation buffers held by the current inference plan.
     public var planBufferBytes: Int { lock.lock(); defer { lock.unlock() }; return plan?.bufferBytes ?? 0 }
 
+    /// torchvision's `transform_input`: per channel x·(std/0.5) + (mean − 0.5)/0.5, which turns an
+    /// ImageNet mean/std-normalized image into the [-1, 1] scale.
+    public static func torchvisionInputTransform(_ input: Tensor) -> Tensor {
+        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        var out = input
+        let c = input.shape.last!
+        precondition(c == 3, "the input transform applies to RGB input")
+        for i in 0..<out.count {
+            let ch = i % 3
+            out.scalars[i] = input.scalars[i] * (std[ch] / 0.5) + (mean[ch] - 0.5) / 0.5
+        }
+        return out
+    }
+
     private func trainingForward(_ input: Tensor, selection: EndpointSelection) -> Output {
         var endpoints = Endpoints()
         var x = input
         for layer in layers {
-            x = run(layer, scope: InceptionV1.scope, input: x)
+            x = run(layer, scope: network.scope, input: x)
             endpoints.append(layer.name, x)
         }
         guard hasHead else { return Output(output: x, endpoints: endpoints.filtered(selection.contains)) }
@@ -199,18 +272,28 @@ public final class InceptionModel: @unchecked Sendable {
             pooled = Pooling.globalAverage(x)
             endpoints.append("global_pool", pooled)
         } else {
-            pooled = Pooling.pool(.average, x, InceptionV1.avgPoolWindow)
+            pooled = Pooling.pool(.average, x, network.headPoolWindow)
             endpoints.append("AvgPool_0a_7x7", pooled)
         }
         guard options.numClasses > 0 else { return Output(output: pooled, endpoints: endpoints.filtered(selection.contains)) }
-        let features = Ops.dropout(pooled, keep: options.dropoutKeepProbability, using: &dropoutGenerator)
-        let head = "\(InceptionV1.scope)/\(InceptionV1.logitsScope)"
-        var logits = Convolution2D(weights: variables[head + "/weights"]!, bias: variables[head + "/biases"]!.scalars,
-                                   relu: false)(features)
-        if options.spatialSqueeze { logits = logits.reshaped([logits.shape[0], options.numClasses]) }
+        let logits = classifier(logitsPath, pooled, keep: options.dropoutKeepProbability)
         endpoints.append("Logits", logits)
         endpoints.append("Predictions", Ops.softmax(logits))
+        for aux in auxiliaryHeads {
+            let features = aux.layers.reduce(endpoints[aux.endpoint]!) { x, l in run(l, scope: "\(network.scope)/\(aux.name)", input: x) }
+            endpoints.append(aux.name, classifier("\(network.scope)/\(aux.name)/\(aux.logitsName)", features,
+                                                 keep: aux.dropoutKeepProbability))
+        }
         return Output(output: logits, endpoints: endpoints.filtered(selection.contains))
+    }
+
+    /// Dropout → 1x1 convolution with biases → (squeezed) logits.
+    private func classifier(_ path: String, _ features: Tensor, keep: Float) -> Tensor {
+        let dropped = Ops.dropout(features, keep: keep, using: &dropoutGenerator)
+        let logits = Convolution2D(weights: variables[path + "/weights"]!, bias: variables[path + "/biases"]!.scalars,
+                                   relu: false)(dropped)
+        return options.spatialSqueeze && logits.shape[1] == 1 && logits.shape[2] == 1
+            ? logits.reshaped([logits.shape[0], options.numClasses]) : logits
     }
 
     /// Checks an input shape before anything runs, so a bad input is an error and not a crash.
@@ -236,6 +319,14 @@ public final class InceptionModel: @unchecked Sendable {
         switch layer {
         case .conv(let name, _, let window):
             return trainingConvolution("\(scope)/\(name)", window: window, input: input)
+        case .fullyConnected(let name, _, let window):
+            let path = "\(scope)/\(name)"
+            return Convolution2D(weights: variables[path + "/weights"]!, bias: variables[path + "/biases"]!.scalars,
+                                 stride: window.strideHeight, padding: window.padding, relu: true)(input)
+        case .localResponseNorm(_, let lrn):
+            return lrn(input)
+        case .adaptiveAvgPool(_, let oh, let ow):
+            return Pooling.adaptiveAverage(input, outputHeight: oh, outputWidth: ow)
         case .maxPool(_, let window):
             return Pooling.pool(.max, input, window)
         case .avgPool(_, let window):
@@ -271,15 +362,13 @@ public final class InceptionModel: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if let compiled { return compiled }
         var convs: [String: Convolution2D] = [:]
-        var all = layers.flatMap { $0.convolutions(scope: InceptionV1.scope) }
-        if hasHead && options.numClasses > 0 {
-            all.append(("\(InceptionV1.scope)/\(InceptionV1.logitsScope)", Window2D(1)))
-        }
-        for (path, window) in all {
+        var all = layers.flatMap { $0.convolutions(scope: network.scope) }
+        if hasHead && options.numClasses > 0 { all.append((logitsPath, Window2D(1), true)) }
+        for (path, window, fullyConnected) in all {
             var weights = variables[path + "/weights"]!
             let co = weights.shape[3]
-            let isLogits = path.hasSuffix(InceptionV1.logitsScope)
-            if isLogits || !options.useBatchNorm {
+            let isLogits = path == logitsPath
+            if fullyConnected || !options.useBatchNorm {
                 convs[path] = Convolution2D(weights: weights, bias: variables[path + "/biases"]!.scalars,
                                             stride: window.strideHeight, padding: window.padding, relu: !isLogits)
                 continue

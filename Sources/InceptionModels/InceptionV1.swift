@@ -44,3 +44,10 @@ public enum InceptionV1 {
     public static let avgPoolWindow = Window2D(7, stride: 1, padding: .valid)
     public static let logitsScope = "Logits/Conv2d_0c_1x1"
 }
+
+extension InceptionV1 {
+    /// slim's network as data (no auxiliary heads: slim's Inception V1 has none).
+    public static let network = Network(
+        architecture: .inceptionV1, scope: scope, rootBlock: rootBlock, inceptionBlocks: inceptionBlocks,
+        headPoolWindow: avgPoolWindow, logitsScope: logitsScope, auxiliaryHeads: [])
+}

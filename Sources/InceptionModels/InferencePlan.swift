@@ -16,6 +16,7 @@ final class InferencePlan {
         case conv(Convolution2D, input: Value, output: Value, channelOffset: Int)
         case pool(Pooling.Kind, Window2D, input: Value, output: Value, channelOffset: Int)
         case globalAverage(input: Value, output: Value)
+        case localResponseNorm(LocalResponseNorm, input: Value, output: Value)
         case softmax(input: Value, output: Value)
         /// Copy a value out as a named endpoint (only the endpoints the caller asked for).
         case emit(String, Value)
@@ -29,12 +30,12 @@ final class InferencePlan {
     private var buffers: [UnsafeMutablePointer<Float>] = []
 
     /// Plans `layers` (+ the head) for one input shape, emitting the endpoints `keep` accepts.
-    init(inputShape: [Int], layers: [Layer], head: Head?, convolutions: [String: Convolution2D],
+    init(inputShape: [Int], scope: String, layers: [Layer], head: Head?, convolutions: [String: Convolution2D],
          keep: (String) -> Bool) {
         self.inputShape = inputShape
         var x = Value(slot: -1, shape: inputShape)
         for layer in layers {
-            let y = plan(layer, scope: InceptionV1.scope, input: x, convolutions: convolutions)
+            let y = plan(layer, scope: scope, input: x, convolutions: convolutions)
             release(x)
             x = y
             if keep(layer.name) { steps.append(.emit(layer.name, x)) }
@@ -45,7 +46,7 @@ final class InferencePlan {
             if head.globalPool {
                 steps.append(.globalAverage(input: x, output: pooled))
             } else {
-                steps.append(.pool(.average, InceptionV1.avgPoolWindow, input: x, output: pooled, channelOffset: 0))
+                steps.append(.pool(.average, head.poolWindow, input: x, output: pooled, channelOffset: 0))
             }
             release(x)
             x = pooled
@@ -73,6 +74,7 @@ final class InferencePlan {
     /// What the plan needs to know about the classification head.
     struct Head {
         let globalPool: Bool
+        let poolWindow: Window2D
         let logits: Convolution2D?
         let spatialSqueeze: Bool
         var poolName: String { globalPool ? "global_pool" : "AvgPool_0a_7x7" }
@@ -85,7 +87,7 @@ final class InferencePlan {
 
     private func plan(_ layer: Layer, scope: String, input: Value, convolutions: [String: Convolution2D]) -> Value {
         switch layer {
-        case .conv, .maxPool, .avgPool:
+        case .conv, .maxPool, .avgPool, .localResponseNorm, .adaptiveAvgPool, .fullyConnected:
             let shape = outputShape(layer, scope: scope, input: input.shape, convolutions: convolutions)
             let out = allocate(shape)
             append(layer, scope: scope, input: input, output: out, channelOffset: 0, convolutions: convolutions)
@@ -129,8 +131,11 @@ final class InferencePlan {
             steps.append(.pool(.max, window, input: input, output: output, channelOffset: channelOffset))
         case .avgPool(_, let window):
             steps.append(.pool(.average, window, input: input, output: output, channelOffset: channelOffset))
-        case .mixed:
-            preconditionFailure("nested mixed blocks are not part of any model")
+        case .localResponseNorm(_, let lrn):
+            precondition(channelOffset == 0 && output.shape[3] == input.shape[3], "LRN writes a whole tensor")
+            steps.append(.localResponseNorm(lrn, input: input, output: output))
+        case .mixed, .adaptiveAvgPool, .fullyConnected:
+            preconditionFailure("\(layer.name): not part of any network's inference path")
         }
     }
 
@@ -138,7 +143,9 @@ final class InferencePlan {
         switch layer {
         case .conv(let name, _, _): return convolutions["\(scope)/\(name)"]!.outputShape(for: input)!
         case .maxPool(_, let window), .avgPool(_, let window): return Pooling.outputShape(window, input: input)!
-        case .mixed: preconditionFailure("nested mixed blocks are not part of any model")
+        case .localResponseNorm: return input
+        case .mixed, .adaptiveAvgPool, .fullyConnected:
+            preconditionFailure("\(layer.name): not part of any network's inference path")
         }
     }
 
@@ -178,6 +185,8 @@ final class InferencePlan {
                     Pooling.pool(kind, pointer(x), shape: x.shape, window, into: pointer(y) + offset, channelStride: y.shape[3])
                 case .globalAverage(let x, let y):
                     Pooling.globalAverage(pointer(x), shape: x.shape, into: pointer(y))
+                case .localResponseNorm(let lrn, let x, let y):
+                    lrn.run(pointer(x), pixels: x.count / x.shape[3], channels: x.shape[3], into: pointer(y))
                 case .softmax(let x, let y):
                     Ops.softmax(pointer(x), rows: x.count / x.shape.last!, classes: x.shape.last!, into: pointer(y))
                 case .emit(let name, let v):

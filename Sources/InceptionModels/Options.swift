@@ -3,6 +3,9 @@ import InceptionCore
 /// The arguments of slim's `inception_v1` / `inception_v1_base` and its arg scope, with slim's defaults
 /// (except `numClasses`: 1001, the released ImageNet checkpoint's, class 0 = background).
 public struct ModelOptions: Sendable, Equatable {
+    /// Which network of the family (slim's Inception V1 unless said); ``defaults(for:)`` gives each
+    /// one's own defaults.
+    public var architecture: Architecture = .inceptionV1
     /// Classes of the logits layer; 0 returns the pooled 1024 features (no Logits/Predictions).
     public var numClasses = 1001
     /// Training mode: batch norm uses batch statistics and dropout is active.
@@ -14,7 +17,7 @@ public struct ModelOptions: Sendable, Equatable {
     /// Mean over H and W (endpoint `global_pool`) instead of the 7x7 VALID `AvgPool_0a_7x7`,
     /// so any input size works.
     public var globalPool = false
-    /// The last base endpoint to build (one of `InceptionV1.baseEndpoints`); the head is built only
+    /// The last base endpoint to build (one of the network's `baseEndpoints`); the head is built only
     /// when this is `Mixed_5c`.
     public var finalEndpoint = "Mixed_5c"
     /// With false, the input (28x28x192 at full size) goes straight into Mixed_3b.
@@ -28,6 +31,42 @@ public struct ModelOptions: Sendable, Equatable {
     public var batchNormDecay: Float = 0.9997
     /// L2 weight decay on convolution and logits weights.
     public var weightDecay: Float = 0.00004
+    /// Build the network's auxiliary classifiers (their variables exist; they run in training only).
+    public var auxiliaryLogits = false
+    /// Weight of each auxiliary classifier's loss in the total (the paper's 0.3).
+    public var auxiliaryLossWeight: Float = 0.3
+    /// torchvision's `transform_input`: the input is ImageNet mean/std normalized, and the network
+    /// first maps it back to the [-1, 1] scale its weights were trained on. Off: the input is
+    /// already in [-1, 1] (what this library's preprocessing produces for every model).
+    public var transformInput = false
+
+    /// Each architecture's own defaults: slim's for `inceptionV1` (1001 classes); the paper's for
+    /// `googlenet` (1000 classes, biases instead of batch norm, dropout 0.4, weight decay 2e-4 as
+    /// Caffe's solver, auxiliary heads); torchvision's for `googlenetTorchvision` (1000 classes,
+    /// batch norm with scale, global pool, dropout 0.2, auxiliary heads).
+    public static func defaults(for architecture: Architecture) -> ModelOptions {
+        var o = ModelOptions()
+        o.architecture = architecture
+        switch architecture {
+        case .inceptionV1: break
+        case .googlenet:
+            o.numClasses = 1000
+            o.useBatchNorm = false
+            o.dropoutKeepProbability = 0.6
+            o.weightDecay = 0.0002
+            o.auxiliaryLogits = true
+        case .googlenetTorchvision:
+            o.numClasses = 1000
+            o.batchNormScale = true
+            o.globalPool = true
+            o.dropoutKeepProbability = 0.8
+            o.auxiliaryLogits = true
+        }
+        return o
+    }
+
+    /// The network these options build.
+    public var network: Network { architecture.network }
 
     public init(numClasses: Int = 1001, isTraining: Bool = false, dropoutKeepProbability: Float = 0.8,
                 spatialSqueeze: Bool = true, globalPool: Bool = false, finalEndpoint: String = "Mixed_5c",

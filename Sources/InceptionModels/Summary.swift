@@ -25,14 +25,14 @@ extension InceptionModel {
             var macs = 0
             shape = Self.outputShape(layer, input: shape, macs: &macs)
             rows.append(EndpointSummary(name: layer.name, shape: shape,
-                                        parameters: params("\(InceptionV1.scope)/\(layer.name)"), macs: macs))
+                                        parameters: params("\(network.scope)/\(layer.name)"), macs: macs))
         }
         guard hasHead else { return rows }
         if options.globalPool {
             shape = [1, 1, 1, shape[3]]
             rows.append(EndpointSummary(name: "global_pool", shape: shape, parameters: 0, macs: 0))
         } else {
-            guard let pooled = Pooling.outputShape(InceptionV1.avgPoolWindow, input: shape) else {
+            guard let pooled = Pooling.outputShape(network.headPoolWindow, input: shape) else {
                 throw ModelError("a \(height)x\(width) input leaves a \(shape[1])x\(shape[2]) Mixed_5c map, smaller than "
                     + "the 7x7 AvgPool_0a_7x7 window; use global pooling or an input of at least 224x224")
             }
@@ -43,22 +43,33 @@ extension InceptionModel {
         let logitsShape = options.spatialSqueeze && shape[1] == 1 && shape[2] == 1
             ? [1, options.numClasses] : [1, shape[1], shape[2], options.numClasses]
         rows.append(EndpointSummary(name: "Logits", shape: logitsShape,
-                                    parameters: params("\(InceptionV1.scope)/Logits"),
+                                    parameters: params("\(network.scope)/Logits"),
                                     macs: shape[1] * shape[2] * shape[3] * options.numClasses))
         rows.append(EndpointSummary(name: "Predictions", shape: logitsShape, parameters: 0, macs: 0))
+        // Auxiliary classifiers (training only), each from the base endpoint it reads.
+        for aux in auxiliaryHeads {
+            guard var s = rows.first(where: { $0.name == aux.endpoint })?.shape else { continue }
+            var macs = 0
+            for layer in aux.layers { s = Self.outputShape(layer, input: s, macs: &macs) }
+            macs += s[1] * s[2] * s[3] * options.numClasses
+            rows.append(EndpointSummary(name: aux.name, shape: [1, options.numClasses],
+                                        parameters: params("\(network.scope)/\(aux.name)"), macs: macs))
+        }
         return rows
     }
 
     /// The output shape of a layer, adding its multiply-accumulates to `macs`.
     private static func outputShape(_ layer: Layer, input: [Int], macs: inout Int) -> [Int] {
         switch layer {
-        case .conv(_, let out, let window):
+        case .conv(_, let out, let window), .fullyConnected(_, let out, let window):
             let g = window.geometry(inputHeight: input[1], inputWidth: input[2])!
             macs += g.outputHeight * g.outputWidth * window.kernelHeight * window.kernelWidth * input[3] * out
             return [input[0], g.outputHeight, g.outputWidth, out]
         case .maxPool(_, let window), .avgPool(_, let window):
             let g = window.geometry(inputHeight: input[1], inputWidth: input[2])!
             return [input[0], g.outputHeight, g.outputWidth, input[3]]
+        case .localResponseNorm: return input
+        case .adaptiveAvgPool(_, let oh, let ow): return [input[0], oh, ow, input[3]]
         case .mixed(_, let branches):
             var channels = 0
             var spatial = input

@@ -27,18 +27,6 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// An extra classification head attached to an endpoint, its loss added with `weight`
-/// (GoogLeNet's auxiliary classifiers: Mixed_4b and Mixed_4e, weight 0.3).
-/// The hook is here; the heads themselves are not implemented yet.
-public struct AuxiliaryHead: Sendable, Equatable {
-    public var endpoint: String
-    public var weight: Float
-    public init(endpoint: String, weight: Float) {
-        self.endpoint = endpoint
-        self.weight = weight
-    }
-}
-
 /// One training step's numbers.
 public struct StepResult: Sendable, Equatable {
     /// The global step after this update (1 after the first).
@@ -118,16 +106,11 @@ public final class Trainer: @unchecked Sendable {
     /// - Parameters:
     ///   - trainableScopes: slim's `--trainable_scopes`: only variables whose names start with one of
     ///     these prefixes are updated (nil: every trainable variable). Each must match something.
-    ///   - auxiliaryHeads: extra heads (not implemented yet: must be empty).
     ///   - seed: seeds the dropout masks.
     public init(model: InceptionModel, optimizer: OptimizerConfig = .rmsprop(), labelSmoothing: Float = 0,
-                weightDecay: Float = 0.00004, trainableScopes: [String]? = nil, auxiliaryHeads: [AuxiliaryHead] = [],
-                seed: UInt64 = 0) throws {
+                weightDecay: Float = 0.00004, trainableScopes: [String]? = nil, seed: UInt64 = 0) throws {
         guard model.hasHead && model.options.numClasses > 0 else {
             throw TrainingError.unsupported("training needs the logits head: final endpoint Mixed_5c and at least one class")
-        }
-        guard auxiliaryHeads.isEmpty else {
-            throw TrainingError.unsupported("auxiliary heads are not implemented yet")
         }
         guard labelSmoothing >= 0 && labelSmoothing < 1 else { throw TrainingError.invalid("label smoothing must be in [0, 1)") }
         guard weightDecay >= 0 else { throw TrainingError.invalid("weight decay must not be negative") }

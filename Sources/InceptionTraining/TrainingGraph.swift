@@ -13,7 +13,12 @@ import Inception
 ///   read the same input): their columns are adjacent by construction, so forward is one matrix
 ///   product with the weights side by side, and backward gets the sum of their input gradients
 ///   from one product with the stacked transposed weights;
-/// - pool nodes, and the head (pool → dropout → logits → softmax cross-entropy).
+/// - pool nodes (also local response normalization and adaptive pooling: per-pixel or windowed
+///   operations with their own output), and the head (pool → dropout → logits → softmax
+///   cross-entropy);
+/// - auxiliary classifiers (the paper's and torchvision's GoogLeNet) as ordinary nodes right after
+///   the block they read, ending in a head node whose loss is weighted (0.3): walking backward,
+///   their gradient reaches the block's output before the block's own convolutions run.
 ///
 /// Saved for backward: only Z of every convolution (and the batch statistics). Activations
 /// Y = ReLU(BN(Z)) and pooled values are re-materialised when a gradient kernel needs them and
@@ -51,7 +56,12 @@ final class TrainingGraph {
     enum Node {
         case conv(ConvNode)
         case pool(PoolNode)
+        /// An auxiliary classifier's loss (the main head is ``head``).
+        case head(HeadNode)
     }
+
+    /// The auxiliary classifiers' heads, in network order.
+    private(set) var auxiliaryHeads: [HeadNode] = []
 
     /// Bytes of the saved pre-activations (held for the life of the plan).
     var savedBytes: Int { wides.reduce(0) { $0 + $1.z.capacity } * MemoryLayout<Float>.stride }
@@ -62,16 +72,22 @@ final class TrainingGraph {
         self.inputShape = inputShape
         self.isTrainable = isTrainable
         image = FloatBuffer(capacity: inputShape.reduce(1, *))
+        let network = options.network
+        let withHead = options.finalEndpoint == "Mixed_5c" && options.numClasses > 0
         var source = Source.image
         for layer in layers {
-            source = try build(layer, scope: InceptionV1.scope, input: source)
+            source = try build(layer, scope: network.scope, input: source)
+            guard withHead && options.auxiliaryLogits else { continue }
+            for aux in network.auxiliaryHeads where aux.endpoint == layer.name {
+                try buildAuxiliary(aux, scope: network.scope, input: source)
+            }
         }
         output = source
-        if options.finalEndpoint == "Mixed_5c" && options.numClasses > 0 {
+        if withHead {
             let s = shape(of: source)
             var pooled = (1, 1)
             if !options.globalPool {
-                guard let g = InceptionV1.avgPoolWindow.geometry(inputHeight: s[1], inputWidth: s[2]) else {
+                guard let g = network.headPoolWindow.geometry(inputHeight: s[1], inputWidth: s[2]) else {
                     throw TrainingError.unsupported("the \(s[1])x\(s[2]) Mixed_5c output is smaller than the 7x7 average pool; use global pooling")
                 }
                 pooled = (g.outputHeight, g.outputWidth)
@@ -80,8 +96,9 @@ final class TrainingGraph {
                 throw TrainingError.unsupported("a \(inputShape[1])x\(inputShape[2]) input gives \(pooled.0)x\(pooled.1) logits; "
                     + "training needs one prediction per image: use global pooling or a 224x224 input")
             }
-            head = HeadNode(input: source, inputShape: s, classes: options.numClasses, globalPool: options.globalPool,
-                            keep: options.dropoutKeepProbability)
+            head = HeadNode(path: "\(network.scope)/\(network.logitsScope)", input: source, inputShape: s,
+                            classes: options.numClasses, pool: options.globalPool ? nil : network.headPoolWindow,
+                            keep: options.dropoutKeepProbability, lossWeight: 1)
         }
         planGradientFlow()
         planReleases()
@@ -97,6 +114,22 @@ final class TrainingGraph {
         }
     }
 
+    /// An auxiliary classifier: its layers on `input`, then a weighted head on their 1x1 output.
+    private func buildAuxiliary(_ aux: AuxiliaryHead, scope: String, input: Source) throws {
+        var x = input
+        for layer in aux.layers { x = try build(layer, scope: "\(scope)/\(aux.name)", input: x) }
+        let s = shape(of: x)
+        guard s[1] == 1 && s[2] == 1 else {
+            throw TrainingError.unsupported("\(aux.name): a \(inputShape[1])x\(inputShape[2]) input leaves a \(s[1])x\(s[2]) grid "
+                + "for the auxiliary classifier; train at 224x224 or without auxiliary classifiers")
+        }
+        let node = HeadNode(path: "\(scope)/\(aux.name)/\(aux.logitsName)", input: x, inputShape: s, classes: options.numClasses,
+                            pool: nil, keep: aux.dropoutKeepProbability, lossWeight: options.auxiliaryLossWeight)
+        node.name = aux.name
+        nodes.append(.head(node))
+        auxiliaryHeads.append(node)
+    }
+
     private func convOutputShape(_ input: [Int], channels: Int, window: Window2D, path: String) throws -> [Int] {
         guard let g = window.geometry(inputHeight: input[1], inputWidth: input[2]) else {
             throw TrainingError.unsupported("\(path): a \(window.kernelHeight)x\(window.kernelWidth) VALID window does not fit a \(input[1])x\(input[2]) input")
@@ -110,11 +143,12 @@ final class TrainingGraph {
         return w
     }
 
-    private func addConv(units: [(path: String, channels: Int)], window: Window2D, input: Source, wide: Wide, column: Int) -> ConvNode {
+    private func addConv(units: [(path: String, channels: Int)], window: Window2D, input: Source, wide: Wide, column: Int,
+                         fullyConnected: Bool = false) -> ConvNode {
         var offset = 0
         let list = units.map { u -> ConvUnit in defer { offset += u.channels }; return ConvUnit(path: u.path, channels: u.channels, offset: offset) }
         let node = ConvNode(index: nodes.count, units: list, window: window, input: input, inputChannels: shape(of: input)[3],
-                            wide: wide, columns: column..<(column + offset), options: options)
+                            wide: wide, columns: column..<(column + offset), options: options, fullyConnected: fullyConnected)
         wide.producers.append(node)
         nodes.append(.conv(node))
         return node
@@ -125,7 +159,11 @@ final class TrainingGraph {
         guard let out = Pooling.outputShape(window, input: s) else {
             throw TrainingError.unsupported("\(path): the pooling window does not fit a \(s[1])x\(s[2]) input")
         }
-        let node = PoolNode(index: nodes.count, kind: kind, window: window, input: input, shape: out)
+        return addPoolNode(kind == .max ? .max(window) : .average(window), input: input, shape: out)
+    }
+
+    private func addPoolNode(_ operation: PoolNode.Operation, input: Source, shape: [Int]) -> PoolNode {
+        let node = PoolNode(index: nodes.count, operation: operation, input: input, shape: shape)
         nodes.append(.pool(node))
         return node
     }
@@ -144,6 +182,17 @@ final class TrainingGraph {
             return .pool(try addPool(.average, window: window, input: input, path: "\(scope)/\(name)"))
         case .mixed(let name, let branches):
             return try buildMixed(scope: "\(scope)/\(name)", branches: branches, input: input)
+        case .localResponseNorm(_, let lrn):
+            return .pool(addPoolNode(.localResponseNorm(lrn), input: input, shape: shape(of: input)))
+        case .adaptiveAvgPool(_, let oh, let ow):
+            let s = shape(of: input)
+            return .pool(addPoolNode(.adaptiveAverage, input: input, shape: [s[0], oh, ow, s[3]]))
+        case .fullyConnected(let name, let channels, let window):
+            let path = "\(scope)/\(name)"
+            let out = try convOutputShape(shape(of: input), channels: channels, window: window, path: path)
+            let wide = makeWide(out, columns: channels)
+            _ = addConv(units: [(path, channels)], window: window, input: input, wide: wide, column: 0, fullyConnected: true)
+            return .wide(wide, 0..<channels)
         }
     }
 
@@ -166,7 +215,8 @@ final class TrainingGraph {
                 case .maxPool(_, let window), .avgPool(_, let window):
                     guard let o = Pooling.outputShape(window, input: s) else { throw TrainingError.unsupported("\(path): window does not fit") }
                     out = o
-                case .mixed: throw TrainingError.unsupported("\(path): nested Inception blocks")
+                case .mixed, .localResponseNorm, .adaptiveAvgPool, .fullyConnected:
+                    throw TrainingError.unsupported("\(path): \(layer.name) inside an Inception block")
                 }
                 list.append(Step(layer: layer, path: path, inShape: s, outShape: out))
                 s = out
@@ -247,7 +297,7 @@ final class TrainingGraph {
                     }
                 case .maxPool(_, let w): current[i] = .pool(try addPool(.max, window: w, input: current[i], path: step.path))
                 case .avgPool(_, let w): current[i] = .pool(try addPool(.average, window: w, input: current[i], path: step.path))
-                case .mixed: break
+                case .mixed, .localResponseNorm, .adaptiveAvgPool, .fullyConnected: break
                 }
             }
         }
@@ -278,13 +328,11 @@ final class TrainingGraph {
             case .pool(let p):
                 p.propagate = depends(p.input)
                 p.dependsOnTrainable = p.propagate
+            case .head(let h):
+                h.planGradients(isTrainable: isTrainable, inputDependsOnTrainable: depends(h.input))
             }
         }
-        if let head {
-            head.computeWeights = isTrainable(HeadNode.path + "/weights")
-            head.computeBiases = isTrainable(HeadNode.path + "/biases")
-            head.propagate = depends(head.input)
-        }
+        head?.planGradients(isTrainable: isTrainable, inputDependsOnTrainable: head.map { depends($0.input) } ?? false)
         // Backward order: the first contribution to a gradient range writes, later ones add.
         var written: [ObjectIdentifier: [Range<Int>]] = [:]
         var contributors: [ObjectIdentifier: [(Bool) -> Void]] = [:]
@@ -311,6 +359,7 @@ final class TrainingGraph {
             switch node {
             case .conv(let c): if c.propagate { contribute(c.input) { c.accumulate = $0 } }
             case .pool(let p): if p.propagate { contribute(p.input) { p.accumulate = $0 } }
+            case .head(let h): if h.propagate { contribute(h.input) { h.accumulate = $0 } }
             }
         }
         // A wide whose participating columns are not all covered by contributions starts at zero.
@@ -351,7 +400,8 @@ final class TrainingGraph {
             case .pool(let p):
                 use(p.input, at: i)
                 // A max pool's backward reads its own output (the window maxima): keep it until then.
-                if p.kind == .max && users[ObjectIdentifier(p)] == nil { use(.pool(p), at: i) }
+                if p.operation.readsOutputInBackward && users[ObjectIdentifier(p)] == nil { use(.pool(p), at: i) }
+            case .head(let h): use(h.input, at: i)
             }
         }
         use(output, at: nodes.count)
@@ -381,7 +431,7 @@ final class TrainingGraph {
         case .pool(let p):
             if p.y == nil {
                 p.y = memory.take(p.pixels * p.channels)
-                PoolingGradient.forward(p.kind, input: activation(p.input), window: p.window, into: p.slab(p.y!.pointer))
+                p.forward(input: activation(p.input), into: p.slab(p.y!.pointer))
             }
             return p.slab(p.y!.pointer)
         }
@@ -443,19 +493,28 @@ final class TrainingGraph {
         -> (losses: [Double], logits: [Float]) {
         precondition(images.shape == inputShape)
         releaseAll()
-        images.scalars.withUnsafeBufferPointer { image.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        let input = options.transformInput ? InceptionModel.torchvisionInputTransform(images) : images
+        input.scalars.withUnsafeBufferPointer { image.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        var auxiliaryLosses = [Double](repeating: 0, count: inputShape[0])
         for (i, node) in nodes.enumerated() {
             switch node {
             case .conv(let c): c.forward(self)
             case .pool(let p): TrainingProfile.measure("fwd pool") { _ = activation(.pool(p)) }
+            case .head(let h):
+                let losses = h.forward(self, labels: labels, labelSmoothing: labelSmoothing, generator: &generator)
+                for (k, l) in losses.enumerated() { auxiliaryLosses[k] += Double(h.lossWeight) * l }
             }
             for h in forwardReleases[i] { releaseActivation(h) }
         }
         guard let head else { return ([], []) }
-        let losses = TrainingProfile.measure("head fwd") { head.forward(self, labels: labels, labelSmoothing: labelSmoothing, generator: &generator) }
+        var losses = TrainingProfile.measure("head fwd") { head.forward(self, labels: labels, labelSmoothing: labelSmoothing, generator: &generator) }
+        for k in losses.indices { losses[k] += auxiliaryLosses[k] }
         for h in forwardReleases[nodes.count] { releaseActivation(h) }
         return (losses, head.logits)
     }
+
+    /// The auxiliary classifiers' logits of the last forward pass, by name (`AuxLogits_4b`, …).
+    func auxiliaryLogits() -> [(name: String, logits: [Float])] { auxiliaryHeads.map { ($0.name, $0.logits) } }
 
     /// The final activation as a tensor (headless plans; call right after ``forward(images:labels:labelSmoothing:generator:)``).
     func outputTensor() -> Tensor { activation(output).tensor() }
@@ -476,8 +535,9 @@ final class TrainingGraph {
             switch nodes[i] {
             case .conv(let c): c.backward(self)
             case .pool(let p):
-                if p.propagate && p.kind == .max { _ = TrainingProfile.measure("bwd rematerialize") { activation(p.input) } }
+                if p.propagate && p.operation.readsInputInBackward { _ = TrainingProfile.measure("bwd rematerialize") { activation(p.input) } }
                 TrainingProfile.measure("bwd pool") { p.backward(self) }
+            case .head(let h): h.backward(self)
             }
             for h in backwardYReleases[i] { releaseActivation(h) }
             for h in backwardGradientReleases[i] { releaseGradient(h) }
@@ -560,12 +620,14 @@ final class ConvNode {
     private(set) var weights: [Float] = []   // (KH·KW·CI) × total, the units' columns side by side
     private(set) var mean: [Float] = [], variance: [Float] = [], scale: [Float] = [], beta: [Float] = []
 
+    /// `fullyConnected`: biases and ReLU whatever the model's normalization (the auxiliary heads'
+    /// fully connected layer).
     init(index: Int, units: [ConvUnit], window: Window2D, input: Source, inputChannels: Int, wide: Wide,
-         columns: Range<Int>, options: ModelOptions) {
+         columns: Range<Int>, options: ModelOptions, fullyConnected: Bool = false) {
         self.index = index; self.units = units; self.window = window; self.input = input
         self.inputChannels = inputChannels; self.wide = wide; self.columns = columns
-        batchNorm = options.useBatchNorm
-        hasGamma = options.useBatchNorm && options.batchNormScale
+        batchNorm = options.useBatchNorm && !fullyConnected
+        hasGamma = batchNorm && options.batchNormScale
         epsilon = options.batchNormEpsilon
     }
 
@@ -673,19 +735,34 @@ final class ConvNode {
     }
 }
 
-/// Max or average pooling.
+/// A node with its own output computed from one input: max or average pooling, adaptive average
+/// pooling, or local response normalization.
 final class PoolNode {
+    enum Operation {
+        case max(Window2D), average(Window2D), adaptiveAverage
+        case localResponseNorm(LocalResponseNorm)
+
+        /// Backward needs the input again (max pooling's argmax, LRN's sums of squares).
+        var readsInputInBackward: Bool {
+            switch self {
+            case .max, .localResponseNorm: return true
+            case .average, .adaptiveAverage: return false
+            }
+        }
+        /// Backward compares with the node's own output (max pooling's window maxima).
+        var readsOutputInBackward: Bool { if case .max = self { return true }; return false }
+    }
+
     let index: Int
-    let kind: Pooling.Kind
-    let window: Window2D
+    let operation: Operation
     let input: Source
     let batch: Int, height: Int, width: Int, channels: Int
     var y: SlotAllocator.Slot?
     var g: SlotAllocator.Slot?
     var propagate = false, accumulate = false, dependsOnTrainable = false
 
-    init(index: Int, kind: Pooling.Kind, window: Window2D, input: Source, shape: [Int]) {
-        self.index = index; self.kind = kind; self.window = window; self.input = input
+    init(index: Int, operation: Operation, input: Source, shape: [Int]) {
+        self.index = index; self.operation = operation; self.input = input
         batch = shape[0]; height = shape[1]; width = shape[2]; channels = shape[3]
     }
 
@@ -695,30 +772,51 @@ final class PoolNode {
         ActivationSlab(base: base, batch: batch, height: height, width: width, channels: channels)
     }
 
+    func forward(input x: ActivationSlab, into y: ActivationSlab) {
+        switch operation {
+        case .max(let window): PoolingGradient.forward(.max, input: x, window: window, into: y)
+        case .average(let window): PoolingGradient.forward(.average, input: x, window: window, into: y)
+        case .adaptiveAverage: PoolingGradient.adaptiveAverage(input: x, into: y)
+        case .localResponseNorm(let lrn): lrn.forward(input: x, into: y)
+        }
+    }
+
     func backward(_ graph: TrainingGraph) {
         guard propagate else { return }
         let dy = graph.gradient(.pool(self))
         let dx = graph.gradient(input)
-        switch kind {
-        case .max:
+        switch operation {
+        case .max(let window):
             PoolingGradient.maxPoolInputGradient(input: graph.activation(input), outputGradient: dy, window: window,
                                                  into: dx, accumulate: accumulate, output: y.map { slab($0.pointer) })
-        case .average:
+        case .average(let window):
             PoolingGradient.averagePoolInputGradient(outputGradient: dy, window: window, into: dx, accumulate: accumulate)
+        case .adaptiveAverage:
+            PoolingGradient.adaptiveAverageInputGradient(outputGradient: dy, into: dx, accumulate: accumulate)
+        case .localResponseNorm(let lrn):
+            lrn.inputGradient(input: graph.activation(input), outputGradient: dy, into: dx, accumulate: accumulate)
         }
     }
 }
 
-/// slim's head: `AvgPool_0a_7x7` (or the global mean), `Dropout_0b`, `Conv2d_0c_1x1` with biases,
-/// softmax cross-entropy.
+/// A classifier and its loss: slim's head (`AvgPool_0a_7x7` or the global mean, `Dropout_0b`,
+/// `Conv2d_0c_1x1` with biases, softmax cross-entropy), or an auxiliary classifier's end (its 1x1
+/// input, dropout, logits, cross-entropy counted with `lossWeight`).
 final class HeadNode {
-    static let path = "\(InceptionV1.scope)/\(InceptionV1.logitsScope)"
+    /// The logits layer's scope (variables `path/weights`, `path/biases`).
+    let path: String
+    /// The endpoint name of an auxiliary head's logits.
+    var name = "Logits"
     let input: Source
     let batch: Int, height: Int, width: Int, channels: Int
     let classes: Int
-    let globalPool: Bool
+    /// The average pool before the logits; nil: the mean over H and W (global pool, or the
+    /// identity on an auxiliary head's 1x1 input).
+    let pool: Window2D?
     let keep: Float
+    let lossWeight: Float
     var computeWeights = false, computeBiases = false, propagate = false, accumulate = false
+    var globalPool: Bool { pool == nil }
 
     // Per step.
     private(set) var features: [Float] = []   // N × C after pooling and dropout
@@ -726,12 +824,20 @@ final class HeadNode {
     private(set) var logits: [Float] = []
     private(set) var logitsGradient: [Float] = []
 
-    init(input: Source, inputShape s: [Int], classes: Int, globalPool: Bool, keep: Float) {
+    init(path: String, input: Source, inputShape s: [Int], classes: Int, pool: Window2D?, keep: Float, lossWeight: Float) {
+        self.path = path
         self.input = input
         batch = s[0]; height = s[1]; width = s[2]; channels = s[3]
         self.classes = classes
-        self.globalPool = globalPool
+        self.pool = pool
         self.keep = keep
+        self.lossWeight = lossWeight
+    }
+
+    func planGradients(isTrainable: (String) -> Bool, inputDependsOnTrainable: Bool) {
+        computeWeights = isTrainable(path + "/weights")
+        computeBiases = isTrainable(path + "/biases")
+        propagate = inputDependsOnTrainable
     }
 
     private func column(_ base: UnsafeMutablePointer<Float>, _ c: Int) -> ActivationSlab {
@@ -743,15 +849,15 @@ final class HeadNode {
         features = [Float](repeating: 0, count: batch * channels)
         features.withUnsafeMutableBufferPointer { f in
             let out = column(f.baseAddress!, channels)
-            if globalPool {
-                PoolingGradient.globalAverage(input: x, into: out)
+            if let pool {
+                PoolingGradient.forward(.average, input: x, window: pool, into: out)
             } else {
-                PoolingGradient.forward(.average, input: x, window: InceptionV1.avgPoolWindow, into: out)
+                PoolingGradient.globalAverage(input: x, into: out)
             }
         }
         mask = DropoutMask.generate(count: features.count, keep: keep, using: &generator)
         if let mask { for i in 0..<features.count { features[i] *= mask[i] } }
-        let w = graph.variables[Self.path + "/weights"]!, b = graph.variables[Self.path + "/biases"]!
+        let w = graph.variables[path + "/weights"]!, b = graph.variables[path + "/biases"]!
         let packed = GEMM.pack(w, rows: channels, columns: classes)
         logits = [Float](repeating: 0, count: batch * classes)
         logitsGradient = logits
@@ -766,7 +872,7 @@ final class HeadNode {
         return logits.withUnsafeBufferPointer { l in
             logitsGradient.withUnsafeMutableBufferPointer { g in
                 SoftmaxCrossEntropy.evaluate(logits: l.baseAddress!, batch: batch, classes: classes, labels: labels,
-                                             labelSmoothing: labelSmoothing, gradient: g.baseAddress!)
+                                             labelSmoothing: labelSmoothing, weight: lossWeight, gradient: g.baseAddress!)
             }
         }
     }
@@ -781,11 +887,11 @@ final class HeadNode {
                         ConvolutionGradient.weightGradient(input: fx, outputGradient: dl, window: Window2D(1), into: $0.baseAddress!,
                                                            workspace: graph.workspace)
                     }
-                    graph.setGradient(Self.path + "/weights", dw)
+                    graph.setGradient(path + "/weights", dw)
                 }
-                if computeBiases { graph.setGradient(Self.path + "/biases", BatchNormTraining.channelSums(dl)) }
+                if computeBiases { graph.setGradient(path + "/biases", BatchNormTraining.channelSums(dl)) }
                 guard propagate else { return }
-                let w = graph.variables[Self.path + "/weights"]!
+                let w = graph.variables[path + "/weights"]!
                 let wt = w.withUnsafeBufferPointer {
                     ConvolutionGradient.packTransposedWeights($0.baseAddress!, kernelHeight: 1, kernelWidth: 1,
                                                               inputChannels: channels, outputChannels: classes)
@@ -796,11 +902,10 @@ final class HeadNode {
                     ConvolutionGradient.inputGradient(outputGradient: dl, transposedWeights: wt, window: Window2D(1), into: dfs, accumulate: false)
                     if let mask { for i in 0..<d.count { d[i] *= mask[i] } }
                     let dx = graph.gradient(input)
-                    if globalPool {
-                        PoolingGradient.globalAverageInputGradient(outputGradient: dfs, into: dx, accumulate: accumulate)
+                    if let pool {
+                        PoolingGradient.averagePoolInputGradient(outputGradient: dfs, window: pool, into: dx, accumulate: accumulate)
                     } else {
-                        PoolingGradient.averagePoolInputGradient(outputGradient: dfs, window: InceptionV1.avgPoolWindow,
-                                                                 into: dx, accumulate: accumulate)
+                        PoolingGradient.globalAverageInputGradient(outputGradient: dfs, into: dx, accumulate: accumulate)
                     }
                 }
             }

@@ -139,6 +139,34 @@ enum Ref {
             let z = conv(x, DT(shape: shape, v: w), window: window)
             return batchNorm(z, beta: v[path + "/BatchNorm/beta"]!, gamma: o.batchNormScale ? v[path + "/BatchNorm/gamma"]! : nil,
                              epsilon: Double(o.batchNormEpsilon), relu: true)
+        case .fullyConnected(let name, let out, let window):
+            let path = "\(scope)/\(name)"
+            var z = conv(x, DT(shape: [window.kernelHeight, window.kernelWidth, x.shape[3], out], v: v[path + "/weights"]!),
+                         window: window, bias: v[path + "/biases"]!)
+            z.v = z.v.map { max($0, 0) }
+            return z
+        case .localResponseNorm(_, let lrn):
+            // b_c = a_c / (k + alpha/size · Σ_window a²)^beta, directly from the definition.
+            let c = x.shape[3], half = lrn.size / 2
+            var out = x
+            for p in 0..<(x.v.count / c) {
+                for i in 0..<c {
+                    var sum = 0.0
+                    for j in max(0, i - half)...min(c - 1, i + half) { sum += x.v[p * c + j] * x.v[p * c + j] }
+                    out.v[p * c + i] = x.v[p * c + i] * pow(Double(lrn.k) + Double(lrn.alpha) / Double(lrn.size) * sum, -Double(lrn.beta))
+                }
+            }
+            return out
+        case .adaptiveAvgPool(_, let oh, let ow):
+            let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+            var out = DT(zeros: [n, oh, ow, c])
+            for b in 0..<n { for i in 0..<oh { for j in 0..<ow {
+                let (y0, y1) = (i * h / oh, ((i + 1) * h + oh - 1) / oh), (x0, x1) = (j * w / ow, ((j + 1) * w + ow - 1) / ow)
+                for yy in y0..<y1 { for xx in x0..<x1 { for k in 0..<c {
+                    out.v[((b * oh + i) * ow + j) * c + k] += x.v[((b * h + yy) * w + xx) * c + k] / Double((y1 - y0) * (x1 - x0))
+                } } }
+            } } }
+            return out
         case .maxPool(_, let window): return pool(.max, x, window: window)
         case .avgPool(_, let window): return pool(.average, x, window: window)
         case .mixed(let name, let branches):
