@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "InceptionFormatsTests", dependencies: ["InceptionFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InceptionImagesTests", dependencies: ["InceptionImages"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InceptionTests", dependencies: ["Inception"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "InceptionTrainingTests", dependencies: ["InceptionTraining"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InceptionTrainingTests", dependencies: ["InceptionTraining", "Inception"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InceptionServerTests", dependencies: ["InceptionServer",
                                                                  .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ]

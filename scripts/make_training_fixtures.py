@@ -118,6 +118,39 @@ def make_optimizer(tf, kind, lr):
     raise ValueError(kind)
 
 
+def build_training_step(tf, slim, ref, images, label_ids, num_classes, optimizer_kind, learning_rate,
+                        dropout_keep_prob=1.0, label_smoothing=LABEL_SMOOTHING, global_pool=True):
+    """One TF-slim training step in the current graph, as train_image_classifier.py +
+    deployment/model_deploy.py build it: inception_v1 (is_training=True) under
+    inception_v1_arg_scope(weight_decay=4e-5), softmax cross-entropy on one-hot labels, total loss =
+    that + add_n(regularization losses), compute_gradients over the trainable variables,
+    apply_gradients(global_step) grouped with the UPDATE_OPS (batch-norm moving averages), and
+    train_tensor = identity(total_loss) under that group. `learning_rate` is a function of the
+    global step returning a tensor. Also used by benchmarks/run_training_peers.py."""
+    with slim.arg_scope(ref.inception_v1_arg_scope(weight_decay=WEIGHT_DECAY)):
+        logits, _ = ref.inception_v1(images, num_classes=num_classes, is_training=True,
+                                     dropout_keep_prob=dropout_keep_prob, global_pool=global_pool)
+    onehot = tf.one_hot(label_ids, num_classes)
+    tf.compat.v1.losses.softmax_cross_entropy(onehot, logits, label_smoothing=label_smoothing, weights=1.0)
+    # model_deploy._gather_clone_loss: the clone's losses, then the regularization losses.
+    clone_loss = tf.add_n(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.LOSSES))
+    regularization_loss = tf.add_n(tf.compat.v1.losses.get_regularization_losses())
+    total_loss = tf.add_n([clone_loss, regularization_loss])
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    lr = learning_rate(global_step)
+    optimizer = make_optimizer(tf, optimizer_kind, lr)
+    trainable = tf.compat.v1.trainable_variables()
+    grads_and_vars = optimizer.compute_gradients(total_loss, var_list=trainable)
+    grad_updates = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+    update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS) + [grad_updates]
+    update_op = tf.group(*update_ops)
+    with tf.control_dependencies([update_op]):
+        train_tensor = tf.identity(total_loss, name="train_op")
+    return {"logits": logits, "clone_loss": clone_loss, "regularization_loss": regularization_loss,
+            "total_loss": total_loss, "global_step": global_step, "learning_rate": lr, "optimizer": optimizer,
+            "grads_and_vars": grads_and_vars, "update_ops": update_ops, "train_tensor": train_tensor}
+
+
 def safe(name):
     return name.replace("/", ".")
 
@@ -147,29 +180,19 @@ def run_case(tf, slim, ref, case, out_dir):
         x = mpf.pattern_input([BATCH, HEIGHT, WIDTH, 3])
         images = tf.constant(x, name="input")
         label_values = labels()
-        with slim.arg_scope(ref.inception_v1_arg_scope(weight_decay=WEIGHT_DECAY)):
-            logits, _ = ref.inception_v1(images, num_classes=CLASSES, is_training=True,
-                                         dropout_keep_prob=1.0, global_pool=True)
-        onehot = tf.one_hot(tf.constant(label_values), CLASSES)
-        tf.compat.v1.losses.softmax_cross_entropy(onehot, logits, label_smoothing=LABEL_SMOOTHING, weights=1.0)
-        # model_deploy._gather_clone_loss: the clone's losses, then the regularization losses.
-        clone_loss = tf.add_n(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.LOSSES))
-        regularization_loss = tf.add_n(tf.compat.v1.losses.get_regularization_losses())
-        total_loss = tf.add_n([clone_loss, regularization_loss])
-        global_step = tf.compat.v1.train.get_or_create_global_step()
         if case["decay_steps"] is None:
-            lr = tf.constant(LEARNING_RATE, name="fixed_learning_rate")
+            def learning_rate(_):
+                return tf.constant(LEARNING_RATE, name="fixed_learning_rate")
         else:
-            lr = tf.compat.v1.train.exponential_decay(LEARNING_RATE, global_step, case["decay_steps"], 0.94,
-                                                      staircase=True, name="exponential_decay_learning_rate")
-        optimizer = make_optimizer(tf, case["optimizer"], lr)
-        trainable = tf.compat.v1.trainable_variables()
-        grads_and_vars = optimizer.compute_gradients(total_loss, var_list=trainable)
-        grad_updates = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
-        update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS) + [grad_updates]
-        update_op = tf.group(*update_ops)
-        with tf.control_dependencies([update_op]):
-            train_tensor = tf.identity(total_loss, name="train_op")
+            def learning_rate(global_step):
+                return tf.compat.v1.train.exponential_decay(
+                    LEARNING_RATE, global_step, case["decay_steps"], 0.94, staircase=True,
+                    name="exponential_decay_learning_rate")
+        built = build_training_step(tf, slim, ref, images, tf.constant(label_values), CLASSES,
+                                    case["optimizer"], learning_rate)
+        clone_loss, regularization_loss = built["clone_loss"], built["regularization_loss"]
+        global_step, lr, optimizer = built["global_step"], built["learning_rate"], built["optimizer"]
+        grads_and_vars, update_ops, train_tensor = built["grads_and_vars"], built["update_ops"], built["train_tensor"]
 
         model_vars = [v for v in tf.compat.v1.global_variables()
                       if v.op.name.startswith("InceptionV1/") and v.op.name.rsplit("/", 1)[-1] in MODEL_ROLES]

@@ -32,7 +32,7 @@ public enum GoogLeNet {
                 .conv("Conv2d_1b_1x1", 128, 1, padding: .valid),                                   // 4x4x128
                 .fullyConnected(name: "Conv2d_2a_4x4", outputChannels: 1024,                      // 1x1x1024
                                 window: Window2D(4, stride: 1, padding: .valid)),
-            ], dropoutKeepProbability: 0.3, logitsName: "Conv2d_2b_1x1")
+            ], logitsName: "Conv2d_2b_1x1")
         })
 
     /// torchvision's `googlenet`: slim's layer sizes (3x3 in Branch_2, 2x2 pool before Mixed_5b),
@@ -56,7 +56,7 @@ public enum GoogLeNet {
                 .conv("Conv2d_1b_1x1", 128, 1, padding: .valid),                                   // 4x4x128
                 .fullyConnected(name: "Conv2d_2a_4x4", outputChannels: 1024,                      // 1x1x1024
                                 window: Window2D(4, stride: 1, padding: .valid)),
-            ], dropoutKeepProbability: 0.3, logitsName: "Conv2d_2b_1x1")
+            ], logitsName: "Conv2d_2b_1x1")
         })
 
     /// The nine modules with PyTorch/Caffe padding; only Branch_2's kernel and the pool before

@@ -282,7 +282,7 @@ public final class InceptionModel: @unchecked Sendable {
         for aux in auxiliaryHeads {
             let features = aux.layers.reduce(endpoints[aux.endpoint]!) { x, l in run(l, scope: "\(network.scope)/\(aux.name)", input: x) }
             endpoints.append(aux.name, classifier("\(network.scope)/\(aux.name)/\(aux.logitsName)", features,
-                                                 keep: aux.dropoutKeepProbability))
+                                                 keep: options.auxiliaryDropoutKeepProbability))
         }
         return Output(output: logits, endpoints: endpoints.filtered(selection.contains))
     }

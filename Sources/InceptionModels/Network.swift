@@ -52,10 +52,9 @@ public struct AuxiliaryHead: Sendable {
     public let name: String
     /// The base endpoint it reads, e.g. `Mixed_4b`.
     public let endpoint: String
-    /// Pool → 1x1 convolution → fully connected with ReLU.
+    /// Pool → 1x1 convolution → fully connected with ReLU; then dropout
+    /// (`ModelOptions.auxiliaryDropoutKeepProbability`) and the logits.
     public let layers: [Layer]
-    /// Keep probability of the dropout before the logits (0.3: the paper's dropout ratio 0.7).
-    public let dropoutKeepProbability: Float
     /// The logits layer's scope inside `name`.
     public let logitsName: String
 }

@@ -35,6 +35,9 @@ public struct ModelOptions: Sendable, Equatable {
     public var auxiliaryLogits = false
     /// Weight of each auxiliary classifier's loss in the total (the paper's 0.3).
     public var auxiliaryLossWeight: Float = 0.3
+    /// Keep probability of the dropout before each auxiliary classifier's logits (0.3: the paper's
+    /// and torchvision's dropout ratio 0.7).
+    public var auxiliaryDropoutKeepProbability: Float = 0.3
     /// torchvision's `transform_input`: the input is ImageNet mean/std normalized, and the network
     /// first maps it back to the [-1, 1] scale its weights were trained on. Off: the input is
     /// already in [-1, 1] (what this library's preprocessing produces for every model).

@@ -56,6 +56,8 @@ public struct GradientResult: Sendable {
     public let gradients: [String: Tensor]
     /// [N, classes], training mode.
     public let logits: Tensor
+    /// The auxiliary classifiers' logits [N, classes] by name (`AuxLogits_4b`, …), training mode.
+    public let auxiliaryLogits: [String: Tensor]
     /// Batch statistics: the batch mean and the variance the moving average would take
     /// (Bessel-corrected, M/(M − 1), as TF's fused batch norm reports), by `…/BatchNorm` scope.
     public let batchMeans: [String: Tensor]
@@ -286,6 +288,9 @@ public final class Trainer: @unchecked Sendable {
                               regularization: Float(p.regularization),
                               gradients: p.gradients.reduce(into: [:]) { $0[$1.key] = Tensor(shape: specs[$1.key]!.shape, scalars: $1.value) },
                               logits: Tensor(shape: [labels.count, model.options.numClasses], scalars: p.logits),
+                              auxiliaryLogits: graph!.auxiliaryLogits().reduce(into: [:]) {
+                                  $0[$1.name] = Tensor(shape: [labels.count, model.options.numClasses], scalars: $1.logits)
+                              },
                               batchMeans: means, batchVariances: variances)
     }
 

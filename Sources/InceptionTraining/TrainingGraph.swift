@@ -124,7 +124,7 @@ final class TrainingGraph {
                 + "for the auxiliary classifier; train at 224x224 or without auxiliary classifiers")
         }
         let node = HeadNode(path: "\(scope)/\(aux.name)/\(aux.logitsName)", input: x, inputShape: s, classes: options.numClasses,
-                            pool: nil, keep: aux.dropoutKeepProbability, lossWeight: options.auxiliaryLossWeight)
+                            pool: nil, keep: options.auxiliaryDropoutKeepProbability, lossWeight: options.auxiliaryLossWeight)
         node.name = aux.name
         nodes.append(.head(node))
         auxiliaryHeads.append(node)
