@@ -18,6 +18,7 @@ struct Bench: ParsableCommand {
         """
     )
 
+    @OptionGroup var choice: ModelChoice
     @Option(help: "Weights to load (optional).")
     var weights: String?
     @Option(help: "Images per batch.")
@@ -48,11 +49,13 @@ struct Bench: ParsableCommand {
     func run() throws {
         if let threads { Parallel.threadCount = threads }
         if train { return try runTraining() }
-        var options = ModelOptions(globalPool: globalPool)
+        var options = choice.defaults
+        options.globalPool = options.globalPool || globalPool
         var model = try InceptionModel(options: options)
         if let weights {
-            let reader = try WeightFile.open(weights)
+            let reader = try ModelWeights.open(weights)
             options = options.fitted(to: reader)
+            try choice.check(options.architecture, weights: weights)
             model = try InceptionModel(options: options)
             try model.loadWeights(from: reader, options: WeightLoadingOptions(ignoreUnexpected: true))
         }
@@ -76,7 +79,7 @@ struct Bench: ParsableCommand {
             "ms_per_batch_median": median, "ms_per_batch_min": times.first!, "ms_per_batch_max": times.last!,
             "ms_per_image_median": perImage, "images_per_second": 1000 / perImage,
             "gflops": 2 * Double(macs) * Double(batchSize) / (median * 1e6),
-            "peak_rss_mb": peakResidentMegabytes(), "gemm_kernel": "\(GEMM.kernel)",
+            "peak_rss_mb": peakResidentMegabytes(), "gemm_kernel": "\(GEMM.kernel)", "model": model.options.architecture.rawValue,
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
@@ -84,7 +87,7 @@ struct Bench: ParsableCommand {
             return
         }
         print("""
-        Inception V1, batch \(batchSize), \(imageSize[0])x\(imageSize[1]), \(Parallel.threadCount) thread(s), \(GEMM.kernel) kernel, \(iterations) passes
+        \(model.options.architecture.rawValue), batch \(batchSize), \(imageSize[0])x\(imageSize[1]), \(Parallel.threadCount) thread(s), \(GEMM.kernel) kernel, \(iterations) passes
           per batch:  median \(fmt(median)) ms  (min \(fmt(times.first!)), max \(fmt(times.last!)))
           per image:  \(fmt(perImage)) ms,  \(fmt(1000 / perImage)) images/s
           compute:    \(fmt(2 * Double(macs) * Double(batchSize) / (median * 1e6))) GFLOP/s
@@ -96,7 +99,10 @@ struct Bench: ParsableCommand {
 extension Bench {
     /// Training steps on random data in memory: forward, backward and an RMSProp update.
     func runTraining() throws {
-        let model = try InceptionModel(options: ModelOptions(numClasses: numClasses, globalPool: globalPool))
+        var options = choice.defaults
+        options.numClasses = numClasses
+        options.globalPool = options.globalPool || globalPool
+        let model = try InceptionModel(options: options)
         let trainer = try Trainer(model: model)
         let result = try trainer.benchmarkSteps(batchSize: batchSize, height: imageSize[0], width: imageSize[1],
                                                 iterations: iterations, warmup: warmup)
@@ -106,14 +112,15 @@ extension Bench {
             "threads": Parallel.threadCount, "global_pool": globalPool,
             "ms_per_step_median": result.medianSeconds * 1000, "ms_per_step_min": times.first! * 1000,
             "ms_per_step_max": times.last! * 1000, "images_per_second": result.imagesPerSecond,
-            "peak_rss_mb": peakResidentMegabytes(),
+            "peak_rss_mb": peakResidentMegabytes(), "model": options.architecture.rawValue,
+            "auxiliary_classifiers": model.auxiliaryHeads.count,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
             return
         }
         print("""
-        Inception V1 training, batch \(batchSize), \(imageSize[0])x\(imageSize[1])\(globalPool ? " (global pool)" : ""), \(Parallel.threadCount) thread(s), RMSProp, \(iterations) steps
+        \(options.architecture.rawValue) training\(model.auxiliaryHeads.isEmpty ? "" : " (with \(model.auxiliaryHeads.count) auxiliary classifiers)"), batch \(batchSize), \(imageSize[0])x\(imageSize[1])\(globalPool ? " (global pool)" : ""), \(Parallel.threadCount) thread(s), RMSProp, \(iterations) steps
           per step:   median \(fmt(result.medianSeconds * 1000)) ms  (min \(fmt(times.first! * 1000)), max \(fmt(times.last! * 1000)))
           throughput: \(fmt(result.imagesPerSecond)) images/s
           peak RSS:   \(fmt(peakResidentMegabytes())) MB

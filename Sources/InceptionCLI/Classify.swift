@@ -4,7 +4,8 @@ import Inception
 
 /// Options shared by the commands that read photos.
 struct PhotoModelOptions: ParsableArguments {
-    @Option(help: "Weights (TF checkpoint or .safetensors). Default: the released ImageNet checkpoint from the cache ($INCEPTION_HOME or ~/.cache/inception), downloaded on first use.")
+    @OptionGroup var choice: ModelChoice
+    @Option(help: "Weights (TF checkpoint, .safetensors, or torchvision's GoogLeNet .pth). Default: the released inception_v1 ImageNet checkpoint from the cache ($INCEPTION_HOME or ~/.cache/inception), downloaded on first use.")
     var weights: String?
     @Option(help: "Images per forward pass.")
     var batchSize = 16
@@ -23,6 +24,10 @@ struct PhotoModelOptions: ParsableArguments {
     /// The weights path, fetching the released checkpoint into the cache when none is given.
     func weightsPath() throws -> String {
         if let weights { return weights }
+        if let model = choice.model, model != .inceptionV1 {
+            throw ValidationError("no released weights are bundled for \(model.rawValue): give --weights (e.g. torchvision's googlenet-1378be20.pth, "
+                + "or a model from `inception train --model \(model.rawValue)`)")
+        }
         let store = WeightStore()
         if let cached = store.cachedPath(for: .inceptionV1ImageNet) { return cached }
         let bar = ProgressBar(total: Int(PretrainedWeights.inceptionV1ImageNet.byteCount), label: "downloading inception_v1", unit: "B")
@@ -60,7 +65,9 @@ struct Classify: ParsableCommand {
         let files = ImageFiles.expand(paths)
         guard !files.isEmpty else { throw ValidationError("no .jpg, .jpeg or .png files in \(paths.joined(separator: " "))") }
         let labelNames = try labels.map { try Labels(contentsOf: $0) }
-        let classifier = try Classifier(weights: model.weightsPath(), labels: labelNames, preprocessing: model.preprocessing)
+        let weights = try model.weightsPath()
+        let classifier = try Classifier(weights: weights, labels: labelNames, preprocessing: model.preprocessing, options: model.choice.defaults)
+        try model.choice.check(classifier.model.options.architecture, weights: weights)
         let bar = ProgressBar(total: files.count, label: "classifying", unit: "img", visible: files.count > model.batchSize && isTerminal())
         var failures = 0
         let encoder = JSONEncoder()
@@ -122,7 +129,9 @@ struct Features: ParsableCommand {
     func run() throws {
         let files = ImageFiles.expand(paths)
         guard !files.isEmpty else { throw ValidationError("no .jpg, .jpeg or .png files in \(paths.joined(separator: " "))") }
-        let extractor = try FeatureExtractor(weights: model.weightsPath(), endpoint: endpoint, preprocessing: model.preprocessing)
+        let weights = try model.weightsPath()
+        let extractor = try FeatureExtractor(weights: weights, endpoint: endpoint, preprocessing: model.preprocessing, options: model.choice.defaults)
+        try model.choice.check(extractor.model.options.architecture, weights: weights)
         let bar = ProgressBar(total: files.count, label: "features", unit: "img", visible: files.count > model.batchSize && isTerminal())
         var rows: [Tensor] = [], kept: [String] = []
         var failures = 0
@@ -170,7 +179,9 @@ struct Visualize: ParsableCommand {
 
     func run() throws {
         let photo = try ImageDecoder.decode(contentsOf: image)
-        let extractor = try FeatureExtractor(weights: model.weightsPath(), endpoint: endpoint, preprocessing: model.preprocessing)
+        let weights = try model.weightsPath()
+        let extractor = try FeatureExtractor(weights: weights, endpoint: endpoint, preprocessing: model.preprocessing, options: model.choice.defaults)
+        try model.choice.check(extractor.model.options.architecture, weights: weights)
         let maps = try extractor.features([photo], pool: false)
         guard maps.rank == 4 else { throw ValidationError("\(endpoint) is not a spatial map (shape \(maps.shape))") }
         let grid = FeatureMapGrid.render(maps, maxChannels: maxChannels)

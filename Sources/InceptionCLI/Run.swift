@@ -28,10 +28,17 @@ struct Run: ParsableCommand {
     var ignoreUnexpected = false
     @Flag(help: "Use the ExponentialMovingAverage copies of the weights when present.")
     var useMovingAverages = false
+    @OptionGroup var choice: ModelChoice
+    @Flag(help: "The input is ImageNet mean/std normalized, as torchvision's pretrained GoogLeNet expects (its transform_input).")
+    var torchvisionInput = false
 
     func run() throws {
-        let reader = try WeightFile.open(weights)
-        var options = ModelOptions(globalPool: globalPool).fitted(to: reader)
+        let reader = try ModelWeights.open(weights)
+        var options = choice.defaults
+        options.globalPool = options.globalPool || globalPool
+        options.transformInput = torchvisionInput
+        options = options.fitted(to: reader)
+        try choice.check(options.architecture, weights: weights)
         if let numClasses { options.numClasses = numClasses }
         let wanted = endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let model = try InceptionModel(options: options)

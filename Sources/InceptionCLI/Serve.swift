@@ -20,8 +20,7 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Weights (TF checkpoint or .safetensors). Default: the released ImageNet checkpoint from the cache ($INCEPTION_HOME or ~/.cache/inception), downloaded on first use.")
     var weights: String?
-    @Option(help: "The model to serve (only inception_v1 for now).")
-    var model = "inception_v1"
+    @OptionGroup var choice: ModelChoice
     @Option(help: "The address to listen on.")
     var host = "127.0.0.1"
     @Option(help: "The port to listen on (0: any free port).")
@@ -44,9 +43,6 @@ struct Serve: ParsableCommand {
     var threads: Int?
 
     func validate() throws {
-        guard model == "inception_v1" else {
-            throw ValidationError("--model: only inception_v1 can be served for now, got '\(model)'")
-        }
         guard ["slim", "half-pixel"].contains(resize) else { throw ValidationError("--resize must be 'slim' or 'half-pixel'") }
         guard maxBodyMb > 0 && maxBodyMb <= 4096 else { throw ValidationError("--max-body-mb must be in (0, 4096]") }
         guard maxFeatureModels >= 1 else { throw ValidationError("--max-feature-models must be at least 1") }
@@ -58,7 +54,7 @@ struct Serve: ParsableCommand {
 
     func options(weightsPath: String) -> ServerOptions {
         var options = ServerOptions(weightsPath: weightsPath)
-        options.modelName = model
+        options.modelName = choice.model?.rawValue ?? ""
         options.host = host
         options.port = port
         options.maxBatch = maxBatch
@@ -82,7 +78,7 @@ struct Serve: ParsableCommand {
         Task {
             do {
                 try await InceptionServer.run(options: options) { port in
-                    let line = "inception serve: \(options.modelName) on http://\(host):\(port)/ (max batch \(maxBatch), max delay \(fmt(maxDelayMs)) ms); SIGTERM or Ctrl-C stops\n"
+                    let line = "inception serve: \(options.modelName.isEmpty ? "model" : options.modelName) on http://\(host):\(port)/ (max batch \(maxBatch), max delay \(fmt(maxDelayMs)) ms); SIGTERM or Ctrl-C stops\n"
                     FileHandle.standardOutput.write(Data(line.utf8))
                 }
             } catch {

@@ -12,10 +12,20 @@ struct Train: ParsableCommand {
         The run directory gets checkpoints (every --checkpoint-every steps and each epoch, written \
         atomically), metrics.jsonl, curves.png and, at the end, model.safetensors (with the class \
         names and input size, ready for `inception classify`). A killed run continues with --resume.
+        Other networks: --model googlenet (the paper's; trained with --recipe caffe by default: SGD \
+        with momentum 0.9, learning rate 0.01 lowered 4% every 8 epochs, weight decay 2e-4, Xavier \
+        initialization, biases 0.2) or --model googlenet_torchvision (e.g. fine-tuning torchvision's \
+        googlenet-1378be20.pth). Their auxiliary classifiers train with loss weight --aux-loss-weight \
+        (0.3; 0 leaves them out) at 224x224.
         Example: inception train --data Data/digits --image-size 64 64 --batch-size 32 --epochs 6 --output-dir runs/digits
         """
     )
 
+    @OptionGroup var choice: ModelChoice
+    @Option(help: "Training defaults: slim (RMSProp, lr 0.01 x0.94 every 2 epochs, weight decay 4e-5) or caffe (SGD momentum 0.9, lr 0.01 x0.96 every 8 epochs, weight decay 2e-4, Xavier init, biases 0.2). Default: caffe for googlenet, else slim. Options given explicitly win.")
+    var recipe: String?
+    @Option(help: "Weight of each auxiliary classifier's loss (googlenet, googlenet_torchvision; 0: train without them).")
+    var auxLossWeight: Float = 0.3
     @Option(help: "Training images: one sub-folder per class.") var data: String
     @Option(help: "Validation images (same class folders); default: --validation-split of --data.") var validationData: String?
     @Option(help: "Fraction of each class held out for validation when no --validation-data.") var validationSplit = 0.1
@@ -25,12 +35,12 @@ struct Train: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Training input height and width (other than 224: global pooling).") var imageSize: [Int] = [224, 224]
     @Option(help: "Images per step.") var batchSize = 32
     @Option(help: "Epochs to train (in all, when resuming).") var epochs = 10
-    @Option(help: "rmsprop, sgd, momentum or adam (slim's settings).") var optimizer = "rmsprop"
+    @Option(help: "rmsprop, sgd, momentum or adam (default: the recipe's).") var optimizer: String?
     @Option(help: "Initial learning rate.") var learningRate: Float = 0.01
-    @Option(help: "exponential (x0.94 every 2 epochs), polynomial (to 0.0001) or fixed.") var learningRateDecay = "exponential"
+    @Option(help: "exponential (the recipe's rate and period), polynomial (to 0.0001) or fixed.") var learningRateDecay = "exponential"
     @Option(help: "Steps of linear warm-up.") var warmupSteps = 0
     @Option(help: "Label smoothing (0 = off).") var labelSmoothing: Float = 0
-    @Option(help: "L2 weight decay on weights.") var weightDecay: Float = 0.00004
+    @Option(help: "L2 weight decay on weights (default: the recipe's).") var weightDecay: Float?
     @Option(help: "Batch-norm moving-average decay (slim: 0.9997; short runs want e.g. 0.99).") var batchNormDecay: Float = 0.9997
     @Option(help: "slim (random crop, flip, colour), flip, or none.") var augmentation = "slim"
     @Option(help: "Save a checkpoint every N steps (and after each epoch).") var checkpointEvery = 200
@@ -43,7 +53,9 @@ struct Train: ParsableCommand {
     func validate() throws {
         guard imageSize.count == 2, imageSize.allSatisfy({ $0 >= 32 }) else { throw ValidationError("--image-size takes HEIGHT WIDTH, each at least 32") }
         guard batchSize > 0, epochs > 0, checkpointEvery > 0 else { throw ValidationError("--batch-size, --epochs and --checkpoint-every must be positive") }
-        guard OptimizerConfig.Kind(rawValue: optimizer) != nil else { throw ValidationError("--optimizer must be rmsprop, sgd, momentum or adam") }
+        if let optimizer, OptimizerConfig.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be rmsprop, sgd, momentum or adam") }
+        if let recipe, !["slim", "caffe"].contains(recipe) { throw ValidationError("--recipe must be slim or caffe") }
+        guard auxLossWeight >= 0 else { throw ValidationError("--aux-loss-weight must not be negative") }
         guard ["exponential", "polynomial", "fixed"].contains(learningRateDecay) else { throw ValidationError("--learning-rate-decay must be exponential, polynomial or fixed") }
         guard ["slim", "flip", "none"].contains(augmentation) else { throw ValidationError("--augmentation must be slim, flip or none") }
         guard batchNormDecay > 0 && batchNormDecay < 1 else { throw ValidationError("--batch-norm-decay must be in (0, 1)") }
@@ -59,9 +71,21 @@ struct Train: ParsableCommand {
         c.trainableScopes = scopes(trainableScopes)
         c.imageHeight = imageSize[0]; c.imageWidth = imageSize[1]
         c.batchSize = batchSize; c.epochs = epochs
-        c.optimizer = OptimizerConfig.Kind(rawValue: optimizer)!
+        let architecture = choice.model ?? .inceptionV1
+        c.architecture = architecture
+        c.auxiliaryLossWeight = auxLossWeight
+        let caffe = (recipe ?? (architecture == .googlenet ? "caffe" : "slim")) == "caffe"
+        if caffe {
+            // bvlc_googlenet's solver and fillers; the paper lowers the rate 4% every 8 epochs.
+            c.optimizer = .momentum; c.weightDecay = 0.0002; c.decayRate = 0.96; c.epochsPerDecay = 8
+            c.initialization = .caffe
+        } else {
+            c.initialization = .slim
+        }
+        if let optimizer { c.optimizer = OptimizerConfig.Kind(rawValue: optimizer)! }
+        if let weightDecay { c.weightDecay = weightDecay }
         c.learningRate = learningRate; c.learningRateDecay = learningRateDecay; c.warmupSteps = warmupSteps
-        c.labelSmoothing = labelSmoothing; c.weightDecay = weightDecay; c.augmentation = augmentation
+        c.labelSmoothing = labelSmoothing; c.augmentation = augmentation
         c.batchNormDecay = batchNormDecay
         c.checkpointEverySteps = checkpointEvery; c.keepCheckpoints = keepCheckpoints
         c.skipBadImages = skipBadImages; c.seed = seed
@@ -113,6 +137,7 @@ struct Eval: ParsableCommand {
         """
     )
 
+    @OptionGroup var choice: ModelChoice
     @Option(help: "The model (.safetensors from `inception train`, or a checkpoint with --labels).") var weights: String
     @Option(help: "Images: one sub-folder per class.") var data: String
     @Option(help: "Label file, one name per output, if the weights carry none.") var labels: String?
@@ -122,7 +147,8 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let names = try labels.map { try Labels(contentsOf: $0) }
-        let classifier = try Classifier(weights: weights, labels: names)
+        let classifier = try Classifier(weights: weights, labels: names, options: choice.defaults)
+        try choice.check(classifier.model.options.architecture, weights: weights)
         let dataset = try ImageFolderDataset(root: data, options: ImageFolderDataset.Options(verifyImages: false))
         let classNames = classifier.labels.names
         let missing = dataset.classNames.filter { !classNames.contains($0) }

@@ -65,10 +65,12 @@ struct Convert: ParsableCommand {
         case "float16", "F16": storage = .float16
         default: throw ValidationError("--dtype must be float32 or float16, not \(dtype)")
         }
-        let reader = try WeightFile.open(source)
+        // A torchvision GoogLeNet state dict comes out with our names and layouts.
+        let reader = try ModelWeights.open(source)
         var tensors = try reader.readAll()
         // Keep what a trained model says about itself (class names, input size).
         var metadata = (reader as? SafeTensorsReader)?.metadata ?? [:]
+        if let architecture = ModelOptions.architecture(of: reader) { metadata["inception.architecture"] = architecture.rawValue }
         metadata["source"] = (source as NSString).lastPathComponent
         metadata["format"] = "inception-swift"
         if let step = tensors.removeValue(forKey: "global_step") { metadata["global_step"] = String(Int(step.scalars.first ?? 0)) }

@@ -37,7 +37,7 @@ public final class InceptionModel: @unchecked Sendable {
     private var dropoutGenerator: SeededGenerator
 
     /// How variables start before any weights are loaded.
-    public enum Initialization: String, Sendable, CaseIterable {
+    public enum Initialization: String, Sendable, CaseIterable, Codable {
         /// slim's: weights truncated normal (stddev 0.01) in the base, variance scaling in the
         /// logits; biases and beta 0, gamma 1 (torchvision's GoogLeNet uses the same 0.01 normal).
         case slim

@@ -46,11 +46,18 @@ extension InceptionModel {
                                     parameters: params("\(network.scope)/Logits"),
                                     macs: shape[1] * shape[2] * shape[3] * options.numClasses))
         rows.append(EndpointSummary(name: "Predictions", shape: logitsShape, parameters: 0, macs: 0))
-        // Auxiliary classifiers (training only), each from the base endpoint it reads.
+        // Auxiliary classifiers (training only), each from the base endpoint it reads; left out at
+        // input sizes where their fixed windows do not fit (training says so).
         for aux in auxiliaryHeads {
             guard var s = rows.first(where: { $0.name == aux.endpoint })?.shape else { continue }
             var macs = 0
-            for layer in aux.layers { s = Self.outputShape(layer, input: s, macs: &macs) }
+            var fits = true
+            for layer in aux.layers {
+                if case .avgPool(_, let w) = layer, w.geometry(inputHeight: s[1], inputWidth: s[2]) == nil { fits = false; break }
+                if case .fullyConnected(_, _, let w) = layer, w.geometry(inputHeight: s[1], inputWidth: s[2]) == nil { fits = false; break }
+                s = Self.outputShape(layer, input: s, macs: &macs)
+            }
+            guard fits else { continue }
             macs += s[1] * s[2] * s[3] * options.numClasses
             rows.append(EndpointSummary(name: aux.name, shape: [1, options.numClasses],
                                         parameters: params("\(network.scope)/\(aux.name)"), macs: macs))

@@ -113,10 +113,13 @@ final class ServerState: Sendable {
     /// Media types whose body is taken as the image itself (its format is detected from its bytes);
     /// `application/x-www-form-urlencoded` is what `curl --data-binary @photo.jpg` sends by default.
     static let rawBodyTypes: Set<String> = ["application/octet-stream", "application/x-www-form-urlencoded", "binary/octet-stream"]
-    static let endpoints = InceptionV1.baseEndpoints + headEndpoints
+    /// The endpoints `/v1/features` serves: the network's base endpoints and the head's.
+    var endpoints: [String] { classifier.model.network.baseEndpoints + Self.headEndpoints }
 
     let options: ServerOptions
     let classifier: Classifier
+    /// The architecture served (from the weights).
+    let modelName: String
     /// The classifier's preprocessing: the options' base, with the input size of a model trained by
     /// `inception train` (read from its metadata). Feature extractors of the same file use the same.
     let preprocessing: Preprocessing
@@ -129,9 +132,13 @@ final class ServerState: Sendable {
     init(options: ServerOptions) throws {
         self.options = options
         let classifier = try Classifier(weights: options.weightsPath, preprocessing: options.preprocessing)
+        if let expected = Architecture(rawValue: options.modelName), classifier.model.options.architecture != expected {
+            throw ModelError("\(options.weightsPath) holds a \(classifier.model.options.architecture.rawValue) model, not \(expected.rawValue)")
+        }
         self.classifier = classifier
         preprocessing = classifier.preprocessing
-        let metrics = Metrics(model: options.modelName, maxBatch: options.maxBatch)
+        modelName = classifier.model.options.architecture.rawValue
+        let metrics = Metrics(model: modelName, maxBatch: options.maxBatch)
         self.metrics = metrics
         let extractors = ExtractorCache(weightsPath: options.weightsPath, preprocessing: classifier.preprocessing,
                                         capacity: options.maxFeatureExtractors)
@@ -203,7 +210,7 @@ final class ServerState: Sendable {
         metrics.countImages(classified: 1)
         let body = JSON.object([
             ("predictions", JSON.array(predictions)),
-            ("model", JSON.string(options.modelName)),
+            ("model", JSON.string(modelName)),
             ("batch_size", "\(result.batchSize)"),
             ("timing_ms", timing(result, start: start)),
         ])
@@ -214,10 +221,10 @@ final class ServerState: Sendable {
         let start = monotonicSeconds()
         let query = request.uri.queryParameters
         guard let endpoint = query["endpoint"].map(String.init), !endpoint.isEmpty else {
-            throw APIError.badRequest("missing ?endpoint=NAME; choose one of: " + Self.endpoints.joined(separator: ", "))
+            throw APIError.badRequest("missing ?endpoint=NAME; choose one of: " + endpoints.joined(separator: ", "))
         }
-        guard Self.endpoints.contains(endpoint) else {
-            throw APIError.badRequest("unknown endpoint '\(endpoint)'; choose one of: " + Self.endpoints.joined(separator: ", "))
+        guard endpoints.contains(endpoint) else {
+            throw APIError.badRequest("unknown endpoint '\(endpoint)'; choose one of: " + endpoints.joined(separator: ", "))
         }
         let pool = try Self.boolParameter(request, "pool", default: true)
         let wantsNPY: Bool
@@ -247,7 +254,7 @@ final class ServerState: Sendable {
             ("endpoint", JSON.string(endpoint)),
             ("shape", JSON.array(shape.map(String.init))),
             ("values", JSON.floats(value.scalars)),
-            ("model", JSON.string(options.modelName)),
+            ("model", JSON.string(modelName)),
             ("timing_ms", timing(result, start: start)),
         ])
         return Self.json(body)

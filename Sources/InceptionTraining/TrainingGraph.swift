@@ -116,13 +116,16 @@ final class TrainingGraph {
 
     /// An auxiliary classifier: its layers on `input`, then a weighted head on their 1x1 output.
     private func buildAuxiliary(_ aux: AuxiliaryHead, scope: String, input: Source) throws {
-        var x = input
-        for layer in aux.layers { x = try build(layer, scope: "\(scope)/\(aux.name)", input: x) }
-        let s = shape(of: x)
-        guard s[1] == 1 && s[2] == 1 else {
-            throw TrainingError.unsupported("\(aux.name): a \(inputShape[1])x\(inputShape[2]) input leaves a \(s[1])x\(s[2]) grid "
-                + "for the auxiliary classifier; train at 224x224 or without auxiliary classifiers")
+        func unfit(_ detail: String) -> TrainingError {
+            TrainingError.unsupported("\(aux.name): the auxiliary classifier does not fit a \(inputShape[1])x\(inputShape[2]) input "
+                + "(\(detail)); train at 224x224, or without auxiliary classifiers (--aux-loss-weight 0)")
         }
+        var x = input
+        for layer in aux.layers {
+            do { x = try build(layer, scope: "\(scope)/\(aux.name)", input: x) } catch let error as TrainingError { throw unfit("\(error)") }
+        }
+        let s = shape(of: x)
+        guard s[1] == 1 && s[2] == 1 else { throw unfit("its fully connected layer sees a \(s[1])x\(s[2]) grid") }
         let node = HeadNode(path: "\(scope)/\(aux.name)/\(aux.logitsName)", input: x, inputShape: s, classes: options.numClasses,
                             pool: nil, keep: options.auxiliaryDropoutKeepProbability, lossWeight: options.auxiliaryLossWeight)
         node.name = aux.name

@@ -43,6 +43,13 @@ public final class TrainingRun {
         public var skipBadImages = false
         public var seed: UInt64 = 0
 
+        /// The network (`inception_v1` when nil, as in runs saved before the choice existed).
+        public var architecture: Architecture?
+        /// How fresh variables start (nil: the architecture's default, Caffe's for `googlenet`).
+        public var initialization: InceptionModel.Initialization?
+        /// Weight of each auxiliary classifier's loss (nil: 0.3); 0 trains without them.
+        public var auxiliaryLossWeight: Float?
+
         public init(data: String) { self.data = data }
 
         /// Global average pooling unless the input is the 224x224 the 7x7 pool expects.
@@ -96,9 +103,15 @@ public final class TrainingRun {
             validationFolder: config.validationData, splitSeed: config.seed, verifyImages: true,
             skipBadImages: config.skipBadImages))
         dataset.warnings.forEach(onWarning)
-        var modelOptions = ModelOptions(numClasses: dataset.classNames.count, globalPool: config.globalPool)
+        var modelOptions = ModelOptions.defaults(for: config.architecture ?? .inceptionV1)
+        modelOptions.numClasses = dataset.classNames.count
+        modelOptions.globalPool = modelOptions.globalPool || config.globalPool
         modelOptions.batchNormDecay = config.batchNormDecay
-        model = try InceptionModel(options: modelOptions, seed: config.seed)
+        if let weight = config.auxiliaryLossWeight {
+            modelOptions.auxiliaryLogits = modelOptions.auxiliaryLogits && weight > 0
+            modelOptions.auxiliaryLossWeight = weight
+        }
+        model = try InceptionModel(options: modelOptions, seed: config.seed, initialization: config.initialization)
         let steps = Self.stepsPerEpoch(images: dataset.training.count, batchSize: config.batchSize)
         trainer = try Trainer(model: model, optimizer: Self.optimizer(config, stepsPerEpoch: steps),
                               labelSmoothing: config.labelSmoothing, weightDecay: config.weightDecay,
@@ -233,6 +246,6 @@ public final class TrainingRun {
     public func writeModel(to path: String, dtype: SafeTensors.StorageType = .float32) throws {
         try SafeTensors.write(model.variables, metadata: ModelMetadata(
             classNames: dataset.classNames, imageHeight: configuration.imageHeight, imageWidth: configuration.imageWidth,
-            globalPool: configuration.globalPool).dictionary, to: path, dtype: dtype)
+            globalPool: model.options.globalPool, architecture: model.options.architecture).dictionary, to: path, dtype: dtype)
     }
 }
