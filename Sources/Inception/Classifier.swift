@@ -22,7 +22,7 @@ public final class Classifier: @unchecked Sendable {
                 options: ModelOptions = ModelOptions(), loading: WeightLoadingOptions = WeightLoadingOptions()) throws {
         let reader = try ModelWeights.open(path)
         var fitted = options.fitted(to: reader)
-        var preprocessing = preprocessing
+        var preprocessing = Self.preprocessing(preprocessing, for: fitted.architecture)
         var labels = labels
         // A model trained by `inception train` carries its class names, input size and pooling.
         if let metadata = ModelMetadata(reader) {
@@ -42,6 +42,11 @@ public final class Classifier: @unchecked Sendable {
         }
         self.labels = names
         self.preprocessing = preprocessing
+    }
+
+    /// torchvision's crop geometry for its GoogLeNet when the caller left slim's default.
+    static func preprocessing(_ given: Preprocessing, for architecture: Architecture) -> Preprocessing {
+        architecture == .googlenetTorchvision && given == .inceptionEval ? .torchvisionEval : given
     }
 
     /// The `top` most probable classes of each image, most probable first.
@@ -72,7 +77,7 @@ public final class FeatureExtractor: @unchecked Sendable {
                 options: ModelOptions = ModelOptions()) throws {
         let reader = try ModelWeights.open(path)
         var fitted = options.fitted(to: reader)
-        var preprocessing = preprocessing
+        var preprocessing = Classifier.preprocessing(preprocessing, for: fitted.architecture)
         if let metadata = ModelMetadata(reader) {
             preprocessing.height = metadata.imageHeight
             preprocessing.width = metadata.imageWidth

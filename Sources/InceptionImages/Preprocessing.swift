@@ -41,6 +41,9 @@ public struct Preprocessing: Sendable, Equatable {
     public var width: Int
     /// The fraction of height and width kept by the central crop; nil or 1 for no crop.
     public var centralFraction: Double?
+    /// Crop a centred square of `centralFraction` × the shorter side instead (torchvision's
+    /// `Resize(256)` + `CenterCrop(224)` keeps that region: 224/256 = 0.875 of the shorter side).
+    public var squareCrop = false
     public var resizeCenters: ResizeCenters
     public var normalization: Normalization
 
@@ -65,6 +68,17 @@ public struct Preprocessing: Sendable, Equatable {
     /// centres instead; the two differ by a fraction of a pixel.
     public static let inceptionEval = Preprocessing(resizeCenters: .legacyTF1)
 
+    /// torchvision's evaluation geometry for its GoogLeNet: the centred square of 0.875 × the shorter
+    /// side (what `Resize(256)` + `CenterCrop(224)` keep), resized to 224 × 224 with half-pixel
+    /// bilinear sampling, in [-1, 1] — which is what torchvision's mean/std normalization followed
+    /// by the model's `transform_input` amounts to. PIL's antialiased downscaling is not reproduced,
+    /// so values differ slightly from torchvision's on large photos.
+    public static var torchvisionEval: Preprocessing {
+        var p = Preprocessing(resizeCenters: .halfPixel)
+        p.squareCrop = true
+        return p
+    }
+
     /// The shape of one preprocessed image batch: [count, height, width, 3].
     public func batchShape(count: Int) -> [Int] { [count, height, width, 3] }
 
@@ -72,6 +86,10 @@ public struct Preprocessing: Sendable, Equatable {
     /// `tf.image.central_crop` does: `start = Int((size − size · fraction) / 2)` in double precision
     /// (truncated), and `extent = size − 2 · start`.
     public func centralCrop(width: Int, height: Int) -> (x: Int, y: Int, width: Int, height: Int) {
+        if squareCrop {
+            let side = max(1, Int((Double(min(width, height)) * (centralFraction ?? 1)).rounded()))
+            return ((width - side) / 2, (height - side) / 2, side, side)
+        }
         guard let fraction = centralFraction, fraction < 1 else { return (0, 0, width, height) }
         func start(_ size: Int) -> Int {
             let s = Double(size)

@@ -108,3 +108,24 @@ final class PreprocessingTests: XCTestCase {
         XCTAssertEqual(error?.kind, .empty)
     }
 }
+
+/// torchvision's geometry: Resize(256) + CenterCrop(224) keep the centred square of 224/256 of the
+/// shorter side, whatever the aspect ratio.
+final class TorchvisionCropTests: XCTestCase {
+    func testSquareCropKeepsSevenEighthsOfTheShorterSideCentred() {
+        let p = Preprocessing.torchvisionEval
+        XCTAssertEqual(p.centralCrop(width: 300, height: 200).width, 175)
+        XCTAssertEqual(p.centralCrop(width: 300, height: 200).height, 175)
+        XCTAssertEqual(p.centralCrop(width: 300, height: 200).x, 62)
+        XCTAssertEqual(p.centralCrop(width: 300, height: 200).y, 12)
+        XCTAssertEqual(p.centralCrop(width: 256, height: 512).width, 224)
+        XCTAssertEqual(p.centralCrop(width: 256, height: 512).y, 144)
+    }
+
+    /// Slim's crop keeps 87.5% of each side and squashes; torchvision's keeps the aspect ratio.
+    func testSlimAndTorchvisionCropsDifferOnWideImages() {
+        let slim = Preprocessing.inceptionEval.centralCrop(width: 300, height: 200)
+        XCTAssertEqual(slim.width, 264)
+        XCTAssertEqual(slim.height, 176)
+    }
+}
