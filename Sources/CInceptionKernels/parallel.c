@@ -173,24 +173,30 @@ void ik_parallel_for(int threads, ptrdiff_t count, void (*fn)(void *, ptrdiff_t)
     pthread_mutex_unlock(&p->submit);
 }
 
-/* Per-thread scratch memory, grown on demand and kept for the thread's lifetime. */
-static pthread_key_t g_scratch_key;
+/* Per-thread scratch memory, grown on demand and kept for the thread's lifetime: one buffer per
+ * slot, each freed by its own pthread key's destructor when the thread exits. */
+static pthread_key_t g_scratch_key[IK_SCRATCH_SLOTS];
 static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
-static __thread float *t_scratch = NULL;
-static __thread size_t t_scratch_count = 0;
+static __thread float *t_scratch[IK_SCRATCH_SLOTS];
+static __thread size_t t_scratch_count[IK_SCRATCH_SLOTS];
 static void scratch_free(void *ptr) { free(ptr); }
-static void scratch_key_init(void) { pthread_key_create(&g_scratch_key, scratch_free); }
-
-float *ik_thread_scratch(ptrdiff_t count) {
-    if (count < 1) count = 1;
-    if ((size_t)count > t_scratch_count) {
-        pthread_once(&g_scratch_once, scratch_key_init);
-        free(t_scratch);
-        const size_t bytes = (((size_t)count * sizeof(float)) + 63) & ~(size_t)63;
-        t_scratch = aligned_alloc(64, bytes);
-        if (!t_scratch) { t_scratch_count = 0; pthread_setspecific(g_scratch_key, NULL); return NULL; }
-        t_scratch_count = (size_t)count;
-        pthread_setspecific(g_scratch_key, t_scratch);
-    }
-    return t_scratch;
+static void scratch_key_init(void) {
+    for (int s = 0; s < IK_SCRATCH_SLOTS; s++) pthread_key_create(&g_scratch_key[s], scratch_free);
 }
+
+float *ik_thread_scratch_slot(int slot, ptrdiff_t count) {
+    if (slot < 0 || slot >= IK_SCRATCH_SLOTS) return NULL;
+    if (count < 1) count = 1;
+    if ((size_t)count > t_scratch_count[slot]) {
+        pthread_once(&g_scratch_once, scratch_key_init);
+        free(t_scratch[slot]);
+        const size_t bytes = (((size_t)count * sizeof(float)) + 63) & ~(size_t)63;
+        t_scratch[slot] = aligned_alloc(64, bytes);
+        if (!t_scratch[slot]) { t_scratch_count[slot] = 0; pthread_setspecific(g_scratch_key[slot], NULL); return NULL; }
+        t_scratch_count[slot] = (size_t)count;
+        pthread_setspecific(g_scratch_key[slot], t_scratch[slot]);
+    }
+    return t_scratch[slot];
+}
+
+float *ik_thread_scratch(ptrdiff_t count) { return ik_thread_scratch_slot(0, count); }

@@ -13,6 +13,18 @@ public struct Convolution2D: Sendable {
     public let weights: PackedMatrix
     public let bias: [Float]?
     public let relu: Bool
+    /// For 3×3 stride-1 windows: the Winograd weights, transformed on first use (see ``Winograd``).
+    let winograd: WinogradCache?
+
+    /// How ``run(_:batch:height:width:into:channelStride:algorithm:)`` computes the convolution.
+    public enum Algorithm: Sendable, Equatable {
+        /// GEMM on the input (1x1) or on gathered receptive fields (implicit im2col).
+        case direct
+        /// Winograd where ``Winograd/mode`` picks it for this shape, otherwise direct.
+        case automatic
+        /// Winograd F(tile×tile, 3×3), tile 2 or 4 (3×3 stride-1 windows only; others run direct).
+        case winograd(tile: Int)
+    }
 
     /// Packs HWIO `weights` (shape [KH, KW, CI, CO]).
     public init(weights: Tensor, bias: [Float]?, stride: Int = 1, padding: Padding = .same, relu: Bool) {
@@ -25,6 +37,7 @@ public struct Convolution2D: Sendable {
         self.weights = GEMM.pack(weights.scalars, rows: s[0] * s[1] * s[2], columns: s[3])
         self.bias = bias
         self.relu = relu
+        winograd = s[0] == 3 && s[1] == 3 && stride == 1 ? WinogradCache() : nil
     }
 
     /// The output shape for an NHWC input shape, or nil when the window does not fit.
@@ -34,14 +47,15 @@ public struct Convolution2D: Sendable {
         return [input[0], g.outputHeight, g.outputWidth, outputChannels]
     }
 
-    /// Runs the convolution into a fresh tensor.
-    public func callAsFunction(_ input: Tensor) -> Tensor {
+    /// Runs the convolution into a fresh tensor (direct unless `algorithm` says otherwise:
+    /// training builds its convolutions with this form and keeps the direct path's numbers).
+    public func callAsFunction(_ input: Tensor, algorithm: Algorithm = .direct) -> Tensor {
         guard let shape = outputShape(for: input.shape) else {
             preconditionFailure("convolution \(window) with \(inputChannels) input channels does not fit input \(input.shape)")
         }
         var output = Tensor(zeros: shape)
         output.scalars.withUnsafeMutableBufferPointer { out in
-            run(input, into: out.baseAddress!, channelStride: outputChannels)
+            run(input, into: out.baseAddress!, channelStride: outputChannels, algorithm: algorithm)
         }
         return output
     }
@@ -49,20 +63,36 @@ public struct Convolution2D: Sendable {
     /// Runs the convolution, writing output channel `c` of pixel `p` at `output[p * channelStride + c]`:
     /// with `channelStride` larger than `outputChannels` and `output` pointing at a channel offset,
     /// an Inception branch writes straight into its slice of the concatenated block output.
-    public func run(_ input: Tensor, into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+    public func run(_ input: Tensor, into output: UnsafeMutablePointer<Float>, channelStride: Int,
+                    algorithm: Algorithm = .direct) {
         precondition(input.rank == 4 && input.shape[3] == inputChannels, "convolution does not fit input \(input.shape)")
         input.scalars.withUnsafeBufferPointer { source in
             run(source.baseAddress!, batch: input.shape[0], height: input.shape[1], width: input.shape[2],
-                into: output, channelStride: channelStride)
+                into: output, channelStride: channelStride, algorithm: algorithm)
         }
     }
 
     /// Runs on a raw NHWC input of `inputChannels` channels (the form the inference plan uses, on
-    /// its reused buffers).
+    /// its reused buffers; there the 3×3 stride-1 convolutions may run as Winograd, see
+    /// ``Winograd/mode``).
     public func run(_ source: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int,
-                    into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+                    into output: UnsafeMutablePointer<Float>, channelStride: Int, algorithm: Algorithm = .automatic) {
         guard let g = window.geometry(inputHeight: h, inputWidth: w) else {
             preconditionFailure("convolution \(window) does not fit a \(h)x\(w) input")
+        }
+        if winograd != nil {
+            let tile: Int?
+            switch algorithm {
+            case .direct: tile = nil
+            case .automatic: tile = Winograd.tileSize(for: g, batch: n, inputChannels: inputChannels, outputChannels: outputChannels)
+            case .winograd(let t):
+                precondition(t == 2 || t == 4, "Winograd tiles are 2x2 or 4x4, not \(t)x\(t)")
+                tile = t
+            }
+            if let tile {
+                runWinograd(tile: tile, source, batch: n, geometry: g, into: output, channelStride: channelStride)
+                return
+            }
         }
         let m = n * g.outputHeight * g.outputWidth
         // A 1x1 stride-1 convolution on NHWC *is* a matrix product with the input as A:
@@ -101,7 +131,8 @@ struct ReceptiveFieldGather: @unchecked Sendable {
 
     func rows(_ start: Int, _ count: Int, into buffer: UnsafeMutablePointer<Float>) {
         let g = geometry, wnd = g.window, ci = channels
-        let k = wnd.kernelHeight * wnd.kernelWidth * ci
+        let rowLength = wnd.kernelWidth * ci  // one kernel row: KW taps of CI channels
+        let k = wnd.kernelHeight * rowLength
         let pixelsPerImage = g.outputHeight * g.outputWidth
         for r in 0..<count {
             let pixel = start + r
@@ -110,22 +141,26 @@ struct ReceptiveFieldGather: @unchecked Sendable {
             let ow = pixel % g.outputWidth
             var row = buffer + r * k
             let imageBase = source + image * g.inputHeight * g.inputWidth * ci
+            // The taps of one kernel row that fall inside the input, kw in first..<last, are
+            // adjacent pixels of one input row, and NHWC stores them as one contiguous run of
+            // (last − first)·CI floats, in the HWIO order A wants: one copy per kernel row
+            // (KW·CI floats at once instead of KW copies of CI; for the 3-channel 7x7 stem
+            // convolution, 21 floats per call instead of 3).
+            let iw0 = ow * wnd.strideWidth - g.padLeft
+            let first = max(0, -iw0), last = min(wnd.kernelWidth, g.inputWidth - iw0)
             for kh in 0..<wnd.kernelHeight {
                 let ih = oh * wnd.strideHeight + kh - g.padTop
-                if ih < 0 || ih >= g.inputHeight {
-                    row.update(repeating: 0, count: wnd.kernelWidth * ci)
-                    row += wnd.kernelWidth * ci
-                    continue
-                }
-                for kw in 0..<wnd.kernelWidth {
-                    let iw = ow * wnd.strideWidth + kw - g.padLeft
-                    if iw < 0 || iw >= g.inputWidth {
-                        row.update(repeating: 0, count: ci)
-                    } else {
-                        row.update(from: imageBase + (ih * g.inputWidth + iw) * ci, count: ci)
+                if ih < 0 || ih >= g.inputHeight || first >= last {
+                    row.update(repeating: 0, count: rowLength)
+                } else {
+                    if first > 0 { row.update(repeating: 0, count: first * ci) }
+                    row.advanced(by: first * ci).update(from: imageBase + (ih * g.inputWidth + iw0 + first) * ci,
+                                                        count: (last - first) * ci)
+                    if last < wnd.kernelWidth {
+                        row.advanced(by: last * ci).update(repeating: 0, count: (wnd.kernelWidth - last) * ci)
                     }
-                    row += ci
                 }
+                row += rowLength
             }
         }
     }

@@ -42,6 +42,25 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// The gather copies each kernel row's in-bounds taps as one run: check it where rows are cut
+    /// on the left, on the right, on both sides, and lie wholly in the padding (wide padding on
+    /// inputs narrower than the kernel).
+    func testGatherWithPaddingWiderThanTheInput() {
+        var rng = SeededGenerator(seed: 9)
+        let cases: [(h: Int, w: Int, ci: Int, co: Int, k: Int, s: Int, p: Padding)] = [
+            (2, 3, 3, 4, 3, 1, .symmetric(3)), (3, 2, 2, 5, 5, 2, .symmetric(4)), (1, 1, 5, 3, 7, 1, .same),
+            (4, 9, 3, 2, 7, 2, .symmetric(3)),
+        ]
+        for c in cases {
+            let input = Tensor(shape: [2, c.h, c.w, c.ci], scalars: (0..<(2 * c.h * c.w * c.ci)).map { _ in rng.truncatedNormal() })
+            let weights = Tensor(shape: [c.k, c.k, c.ci, c.co], scalars: (0..<(c.k * c.k * c.ci * c.co)).map { _ in rng.truncatedNormal() })
+            let fast = Convolution2D(weights: weights, bias: nil, stride: c.s, padding: c.p, relu: false)(input)
+            let reference = Convolution2D.reference(input, weights: weights, bias: nil, stride: c.s, padding: c.p, relu: false)
+            XCTAssertEqual(fast.shape, reference.shape, "\(c)")
+            XCTAssertLessThan(fast.maxAbsDifference(reference), 1e-4, "\(c)")
+        }
+    }
+
     func testBranchWritesIntoItsChannelSliceOnly() {
         let input = Tensor(repeating: 1, shape: [1, 2, 2, 1])
         let conv = Convolution2D(weights: Tensor(repeating: 2, shape: [1, 1, 1, 2]), bias: nil, relu: false)

@@ -53,6 +53,67 @@ void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
              const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
              float *c, ptrdiff_t ldc, const float *bias, int relu);
 
+/* ---- Winograd F(m×m, 3×3) convolution, stride 1 (winograd.c) ----
+ *
+ * A 3×3 stride-1 convolution over an NHWC input, computed tile by tile: the output is cut into
+ * m×m tiles (m = 2 or 4; the last row/column of tiles may stick out past the output and is
+ * clipped), each reading an alpha×alpha input patch (alpha = m + 2; taps outside the input are
+ * zeros, as in the padding). Per tile and channel, with the (m, 3) matrices of Lavin & Gray:
+ *
+ *     V = Bᵀ d B          input transform: alpha² values per input channel
+ *     M_ξ = V_ξ · U_ξ      alpha² independent GEMMs (tiles × CI)·(CI × CO), ξ = 0..<alpha²
+ *     Y = Aᵀ M A          output transform: m×m outputs per output channel (+ bias, ReLU)
+ *
+ * U = G g Gᵀ (the transformed weights) is computed once by the caller and stored as alpha²
+ * separate CI×CO matrices in ik_pack's layout, `weight_stride` floats apart.
+ *
+ * Tiles are numbered over the batch: t = (image · tiles_y + ty) · tiles_x + tx, the tile's output
+ * origin being (ty·m, tx·m). */
+typedef struct {
+    int m;                          /* output tile side: 2 or 4 */
+    int relu;                       /* 1: clamp outputs at zero */
+    const float *input;             /* NHWC input, in_channels channels per pixel */
+    ptrdiff_t height, width, in_channels;
+    ptrdiff_t pad_top, pad_left;    /* input row/column of output (0, 0)'s first tap: -pad */
+    ptrdiff_t out_height, out_width, out_channels;
+    ptrdiff_t tiles_y, tiles_x;     /* ceil(out_height / m), ceil(out_width / m) */
+    const float *weights;           /* alpha² packed CI×CO matrices */
+    ptrdiff_t weight_stride;        /* floats between them (ik_packed_count(CI, CO)) */
+    float *output;                  /* pixel p, channel c at output[p·channel_stride + c] */
+    ptrdiff_t channel_stride;
+    const float *bias;              /* out_channels values, or NULL */
+    ptrdiff_t pass_panels;          /* column panels per GEMM + output-transform pass (≥ 1) */
+} ik_winograd;
+
+/* Where the inference path uses Winograd (values of ik_winograd_mode; Winograd.Mode in Swift):
+ *   IK_WINOGRAD_OFF        never (direct convolution everywhere),
+ *   IK_WINOGRAD_AUTOMATIC  where it measured faster, within the memory budget (the default),
+ *   IK_WINOGRAD_FASTEST    where it measured faster, whatever the transformed weights cost,
+ *   IK_WINOGRAD_F2 / _F4   F(2×2, 3×3) / F(4×4, 3×3) on every 3×3 stride-1 convolution.
+ * The environment variable INCEPTION_WINOGRAD=0|fastest|2|4 (read once; anything else:
+ * automatic) sets the initial mode; ik_winograd_set_mode changes it (not while a convolution
+ * runs). */
+#define IK_WINOGRAD_OFF 0
+#define IK_WINOGRAD_AUTOMATIC 1
+#define IK_WINOGRAD_F2 2
+#define IK_WINOGRAD_FASTEST 3
+#define IK_WINOGRAD_F4 4
+int ik_winograd_mode(void);
+void ik_winograd_set_mode(int mode);
+
+/* Input transform of tiles t0 ..< t0+count: row i (tile t0+i) of matrix ξ, CI floats, goes to
+ * v[ξ·vstride + i·ldv ...]. */
+void ik_winograd_input(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count,
+                       float *v, ptrdiff_t ldv, ptrdiff_t vstride);
+
+/* For the tiles t0 ..< t0+count whose transformed inputs are at v (laid out as ik_winograd_input
+ * writes them, row 0 = tile t0) and the output channels of panels panel_begin ..< panel_end:
+ * the alpha² GEMMs and the output transform, written to the output. `scratch` holds the GEMM
+ * results: alpha² · (count · pass_panels · 16 + 16) floats. Thread-safe for disjoint tiles or panels. */
+void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, ptrdiff_t vstride,
+                          ptrdiff_t t0, ptrdiff_t count, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                          float *scratch);
+
 /* ---- Thread pool (parallel.c) ---- */
 
 /* The thread count set by ik_parallel_set_threads, or 0 if never set. */
@@ -69,5 +130,11 @@ void ik_parallel_for(int threads, ptrdiff_t count, void (*fn)(void *ctx, ptrdiff
 /* A 64-byte-aligned buffer of at least `count` floats owned by the calling thread, valid until
  * the thread's next call (or exit). NULL if memory is exhausted. */
 float *ik_thread_scratch(ptrdiff_t count);
+
+/* Independent per-thread scratch buffers: slot 0 is ik_thread_scratch's; a buffer from slot s
+ * stays valid across calls for other slots (the Winograd path keeps its transformed input in
+ * slot 1 while GEMM blocks use slot 0). Same contract otherwise; NULL for a bad slot. */
+#define IK_SCRATCH_SLOTS 2
+float *ik_thread_scratch_slot(int slot, ptrdiff_t count);
 
 #endif

@@ -1,0 +1,171 @@
+/* Winograd F(m×m, 3×3) input and output transforms for one instruction set.
+ *
+ * A template: winograd.c includes this file once per kernel family with
+ *   IK_WG_FN        the function attributes (always_inline and the target ISA),
+ *   IK_WG_NAME(x)   the family's name for x (x##_avx512 ...),
+ * so the same source is compiled three times: for AVX-512 (ik_f16 is one zmm), AVX2 (two ymm)
+ * and the baseline target (four xmm on x86-64 SSE2, four q registers on NEON).
+ *
+ * Both transforms work on 16 channels at a time. Every step of Bᵀ d B and Aᵀ M A adds or scales
+ * whole channel vectors: the transform matrices are the same for every channel, so the channel
+ * axis (contiguous in NHWC and in the GEMM's row-major operands) is the vector axis and the small
+ * matrix products are unrolled into straight-line vector code, with no shuffles. The products
+ * are written out with their zeros dropped (a multiply by 0.0f is not free in IEEE arithmetic,
+ * so the compiler would keep it). */
+
+/* The `width` (1...16) channels at p, zero-filled; all zero when p is NULL (a padding tap). */
+IK_WG_FN ik_f16 IK_WG_NAME(ik_wg_load)(const float *p, int width) {
+    ik_f16 x = { 0 };
+    if (!p) return x;
+    if (width == 16) __builtin_memcpy(&x, p, sizeof x);
+    else for (int c = 0; c < width; c++) x[c] = p[c];
+    return x;
+}
+
+IK_WG_FN void IK_WG_NAME(ik_wg_store)(float *p, ik_f16 x, int width) {
+    if (width == 16) __builtin_memcpy(p, &x, sizeof x);
+    else for (int c = 0; c < width; c++) p[c] = x[c];
+}
+
+/* d ← Bᵀ d B on a 4×4 patch (d[a·4 + b]) for F(2×2, 3×3). Bᵀ's rows:
+ *   [1 0 -1 0] [0 1 1 0] [0 -1 1 0] [0 1 0 -1]
+ * applied down each column (Bᵀ d), then along each row ((Bᵀ d) B = rows times Bᵀ's rows). */
+IK_WG_FN void IK_WG_NAME(ik_wg_input2)(ik_f16 *d) {
+    for (int b = 0; b < 4; b++) {
+        const ik_f16 z0 = d[b], z1 = d[4 + b], z2 = d[8 + b], z3 = d[12 + b];
+        d[b] = z0 - z2; d[4 + b] = z1 + z2; d[8 + b] = z2 - z1; d[12 + b] = z1 - z3;
+    }
+    for (int a = 0; a < 4; a++) {
+        ik_f16 *r = d + 4 * a;
+        const ik_f16 z0 = r[0], z1 = r[1], z2 = r[2], z3 = r[3];
+        r[0] = z0 - z2; r[1] = z1 + z2; r[2] = z2 - z1; r[3] = z1 - z3;
+    }
+}
+
+/* One application of F(4×4, 3×3)'s Bᵀ to six values z0...z5 (stride s in d). Bᵀ's rows:
+ *   [4 0 -5 0 1 0] [0 -4 -4 1 1 0] [0 4 -4 -1 1 0] [0 -2 -1 2 1 0] [0 2 -1 -2 1 0] [0 4 0 -5 0 1]
+ * grouped so that rows 1/2 and 3/4 share their sums. */
+IK_WG_FN void IK_WG_NAME(ik_wg_bt6)(ik_f16 *d, int s) {
+    const ik_f16 z0 = d[0], z1 = d[s], z2 = d[2 * s], z3 = d[3 * s], z4 = d[4 * s], z5 = d[5 * s];
+    const ik_f16 p12 = z3 + z4 - 4.0f * (z1 + z2);  /* row 1 */
+    const ik_f16 q12 = z4 - z3 + 4.0f * (z1 - z2);  /* row 2 */
+    const ik_f16 p34 = z4 - z2 - 2.0f * (z1 - z3);  /* row 3 */
+    const ik_f16 q34 = z4 - z2 + 2.0f * (z1 - z3);  /* row 4 */
+    d[0] = 4.0f * z0 - 5.0f * z2 + z4;
+    d[s] = p12; d[2 * s] = q12; d[3 * s] = p34; d[4 * s] = q34;
+    d[5 * s] = 4.0f * z1 - 5.0f * z3 + z5;
+}
+
+/* d ← Bᵀ d B on a 6×6 patch (d[a·6 + b]) for F(4×4, 3×3): columns, then rows. */
+IK_WG_FN void IK_WG_NAME(ik_wg_input4)(ik_f16 *d) {
+    for (int b = 0; b < 6; b++) IK_WG_NAME(ik_wg_bt6)(d + b, 6);
+    for (int a = 0; a < 6; a++) IK_WG_NAME(ik_wg_bt6)(d + 6 * a, 1);
+}
+
+/* y ← Aᵀ M A for F(2×2, 3×3): 4×4 GEMM results M (x[a·4 + b]) to 2×2 outputs (y[i·2 + j]).
+ * Aᵀ's rows: [1 1 1 0] [0 1 -1 -1]. */
+IK_WG_FN void IK_WG_NAME(ik_wg_output2)(const ik_f16 *x, ik_f16 *y) {
+    ik_f16 t0[4], t1[4];
+    for (int b = 0; b < 4; b++) {
+        t0[b] = x[b] + x[4 + b] + x[8 + b];
+        t1[b] = x[4 + b] - x[8 + b] - x[12 + b];
+    }
+    y[0] = t0[0] + t0[1] + t0[2]; y[1] = t0[1] - t0[2] - t0[3];
+    y[2] = t1[0] + t1[1] + t1[2]; y[3] = t1[1] - t1[2] - t1[3];
+}
+
+/* Four outputs from six values (stride s) for F(4×4, 3×3). Aᵀ's rows:
+ *   [1 1 1 1 1 0] [0 1 -1 2 -2 0] [0 1 1 4 4 0] [0 1 -1 8 -8 1] */
+IK_WG_FN void IK_WG_NAME(ik_wg_at6)(const ik_f16 *x, int s, ik_f16 *o, int os) {
+    const ik_f16 z0 = x[0], z1 = x[s], z2 = x[2 * s], z3 = x[3 * s], z4 = x[4 * s], z5 = x[5 * s];
+    const ik_f16 s12 = z1 + z2, d12 = z1 - z2, s34 = z3 + z4, d34 = z3 - z4;
+    o[0] = z0 + s12 + s34;
+    o[os] = d12 + 2.0f * d34;
+    o[2 * os] = s12 + 4.0f * s34;
+    o[3 * os] = d12 + 8.0f * d34 + z5;
+}
+
+/* y ← Aᵀ M A for F(4×4, 3×3): 6×6 GEMM results (x[a·6 + b]) to 4×4 outputs (y[i·4 + j]). */
+IK_WG_FN void IK_WG_NAME(ik_wg_output4)(const ik_f16 *x, ik_f16 *y) {
+    ik_f16 t[24];  /* t[i·6 + b] = (Aᵀ M)[i][b] */
+    for (int b = 0; b < 6; b++) IK_WG_NAME(ik_wg_at6)(x + b, 6, t + b, 6);
+    for (int i = 0; i < 4; i++) IK_WG_NAME(ik_wg_at6)(t + 6 * i, 1, y + 4 * i, 1);
+}
+
+/* Input transform of tiles t0 ..< t0+count (see ik_winograd_input), for a constant tile size m.
+ * Per tile: find the alpha×alpha input pixels (NULL where the patch overhangs the input: the
+ * zero padding, and the far side of edge tiles), then per 16 channels: load the patch, transform,
+ * and scatter the alpha² results to the alpha² matrices (row i of each). */
+IK_WG_FN void IK_WG_NAME(ik_wg_input_tiles)(const ik_winograd *w, const int m, ptrdiff_t t0, ptrdiff_t count,
+                                            float *v, ptrdiff_t ldv, ptrdiff_t vstride) {
+    const int alpha = m + 2, a2 = alpha * alpha;
+    const ptrdiff_t ci = w->in_channels, hgt = w->height, wid = w->width;
+    const ptrdiff_t per_image = w->tiles_y * w->tiles_x;
+    for (ptrdiff_t i = 0; i < count; i++) {
+        const ptrdiff_t t = t0 + i, image = t / per_image, r = t % per_image;
+        const ptrdiff_t y0 = (r / w->tiles_x) * m - w->pad_top, x0 = (r % w->tiles_x) * m - w->pad_left;
+        const float *base = w->input + image * hgt * wid * ci;
+        const float *px[36];
+        for (int a = 0; a < alpha; a++)
+            for (int b = 0; b < alpha; b++) {
+                const ptrdiff_t y = y0 + a, x = x0 + b;
+                px[a * alpha + b] = y >= 0 && y < hgt && x >= 0 && x < wid ? base + (y * wid + x) * ci : NULL;
+            }
+        float *row = v + i * ldv;
+        for (ptrdiff_t c = 0; c < ci; c += 16) {
+            const int width = ci - c < 16 ? (int)(ci - c) : 16;
+            ik_f16 d[36];
+            for (int k = 0; k < a2; k++) d[k] = IK_WG_NAME(ik_wg_load)(px[k] ? px[k] + c : NULL, width);
+            if (m == 2) IK_WG_NAME(ik_wg_input2)(d);
+            else IK_WG_NAME(ik_wg_input4)(d);
+            for (int k = 0; k < a2; k++) IK_WG_NAME(ik_wg_store)(row + k * vstride + c, d[k], width);
+        }
+    }
+}
+
+/* Output transform of tiles t0 ..< t0+count for output channels j0 ..< j0+cols: the GEMM results
+ * of tile t0+i, matrix ξ, column j0+c are at x[ξ·mstride + i·ldm + c]. Per tile and 16 channels:
+ * gather the alpha² results, transform to m×m, add the bias, clamp, and store the pixels that
+ * fall inside the output (edge tiles are clipped) at their place in the strided output. */
+IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, const float *x,
+                                             ptrdiff_t ldm, ptrdiff_t mstride, ptrdiff_t t0, ptrdiff_t count,
+                                             ptrdiff_t j0, ptrdiff_t cols) {
+    const int a2 = (m + 2) * (m + 2);
+    const ptrdiff_t oh = w->out_height, ow = w->out_width, cs = w->channel_stride;
+    const ptrdiff_t per_image = w->tiles_y * w->tiles_x;
+    for (ptrdiff_t i = 0; i < count; i++) {
+        const ptrdiff_t t = t0 + i, image = t / per_image, r = t % per_image;
+        const ptrdiff_t oy0 = (r / w->tiles_x) * m, ox0 = (r % w->tiles_x) * m;
+        const int rows = oh - oy0 < m ? (int)(oh - oy0) : m, columns = ow - ox0 < m ? (int)(ow - ox0) : m;
+        float *out = w->output + ((image * oh + oy0) * ow + ox0) * cs + j0;
+        const float *src = x + i * ldm;
+        for (ptrdiff_t c = 0; c < cols; c += 16) {
+            const int width = cols - c < 16 ? (int)(cols - c) : 16;
+            ik_f16 g[36], y[16];
+            for (int k = 0; k < a2; k++) g[k] = IK_WG_NAME(ik_wg_load)(src + k * mstride + c, width);
+            if (m == 2) IK_WG_NAME(ik_wg_output2)(g, y);
+            else IK_WG_NAME(ik_wg_output4)(g, y);
+            const ik_f16 bias = IK_WG_NAME(ik_wg_load)(w->bias ? w->bias + j0 + c : NULL, width);
+            const ik_f16 zero = { 0 };
+            for (int a = 0; a < rows; a++)
+                for (int b = 0; b < columns; b++) {
+                    ik_f16 value = y[a * m + b] + bias;
+                    if (w->relu) value = __builtin_elementwise_max(value, zero);
+                    IK_WG_NAME(ik_wg_store)(out + (a * ow + b) * cs + c, value, width);
+                }
+        }
+    }
+}
+
+/* The entry points of the family: the tile size made a compile-time constant. */
+IK_WG_ENTRY void IK_WG_NAME(ik_wg_input)(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count,
+                                         float *v, ptrdiff_t ldv, ptrdiff_t vstride) {
+    if (w->m == 2) IK_WG_NAME(ik_wg_input_tiles)(w, 2, t0, count, v, ldv, vstride);
+    else IK_WG_NAME(ik_wg_input_tiles)(w, 4, t0, count, v, ldv, vstride);
+}
+
+IK_WG_ENTRY void IK_WG_NAME(ik_wg_output)(const ik_winograd *w, const float *x, ptrdiff_t ldm, ptrdiff_t mstride,
+                                          ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols) {
+    if (w->m == 2) IK_WG_NAME(ik_wg_output_tiles)(w, 2, x, ldm, mstride, t0, count, j0, cols);
+    else IK_WG_NAME(ik_wg_output_tiles)(w, 4, x, ldm, mstride, t0, count, j0, cols);
+}

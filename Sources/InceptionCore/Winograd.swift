@@ -1,0 +1,284 @@
+import CInceptionKernels
+import Foundation
+
+/// Winograd F(m×m, 3×3) for the 3×3 stride-1 convolutions of the inference path (m = 2 or 4).
+///
+/// The output is cut into m×m tiles; each tile's (m+2)×(m+2) input patch d is transformed to
+/// V = Bᵀ d B, the weights once to U = G g Gᵀ, and the tile's outputs are Y = Aᵀ (U ⊙ V) A summed
+/// over input channels, so the convolution becomes (m+2)² independent GEMMs
+/// (tiles × CI)·(CI × CO) run on the same packed micro-kernels as the direct path. Multiplies per
+/// output: 9·CI·CO direct, (m+2)²/m²·CI·CO here (F(2×2): 4, 2.25× fewer; F(4×4): 2.25, 4× fewer),
+/// plus the transforms, which cost O(CI + CO) per output instead of O(CI·CO).
+///
+/// The transforms are C (`winograd.c`, per instruction set); this file transforms the weights,
+/// picks the variant and splits the work over ``Parallel``'s threads.
+public enum Winograd {
+    /// Where the inference path uses Winograd.
+    public enum Mode: Int, Sendable, CaseIterable {
+        /// Direct convolution everywhere.
+        case off = 0
+        /// Where it measured faster, within the memory budget (the default; see
+        /// ``tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:mode:)``).
+        case automatic = 1
+        /// Where it measured faster, whatever the transformed weights cost in memory.
+        case fastest = 3
+        /// F(2×2, 3×3) on every 3×3 stride-1 convolution.
+        case f2 = 2
+        /// F(4×4, 3×3) on every 3×3 stride-1 convolution.
+        case f4 = 4
+    }
+
+    /// The mode in use. Starts from the environment variable `INCEPTION_WINOGRAD`: `0` off,
+    /// `fastest`, `2` or `4` to force a tile size, anything else (or unset) automatic. So
+    /// `INCEPTION_WINOGRAD=0 inception bench ...` times the direct path for comparison. Do not
+    /// change it while convolutions run.
+    public static var mode: Mode {
+        get { Mode(rawValue: Int(ik_winograd_mode())) ?? .automatic }
+        set { ik_winograd_set_mode(Int32(newValue.rawValue)) }
+    }
+
+    /// The tile size for a 3×3 stride-1 convolution call under `mode` (`.automatic` or
+    /// `.fastest`; the other modes do not ask), or nil for the direct path.
+    ///
+    /// Decided from measurements on the development machine (2-core AMD EPYC, Zen 5, AVX-512,
+    /// 1 MB L2 per core, quiet): `WinogradBenchmarkTests` times every 3×3 layer of Inception V1
+    /// in network order (so each layer's weights come cold from memory, as in a forward pass),
+    /// and `inception bench` the whole network. Time relative to direct:
+    ///
+    ///     layer (output, CI·CO)            batch 1: F2    F4     batch 8: F2    F4
+    ///     56×56 and 28×28, CI·CO ≥ 12288     0.62–0.69  0.50–0.59      0.67–0.75  0.45–0.51
+    ///     28×28, 32→96 (3072)                  1.12      0.93            1.03      0.71
+    ///     28×28, 16→32 (512)                   1.29      1.02            1.41      0.98
+    ///     14×14, CI·CO ≥ 19968               0.74–0.84  0.88–0.96      0.62–0.68  0.60–0.66
+    ///     7×7, CI·CO ≥ 51200                 1.12–1.18  1.85–1.92        0.82     0.71–0.74
+    ///     14×14 and 7×7, CI·CO ≤ 6144        1.36–1.61  1.23–1.92      1.04–1.68  0.87–1.30
+    ///
+    /// Winograd needs enough tiles per call to pay for (m+2)² weight matrices streamed from
+    /// memory per call (the 7×7 layers at batch 1 have 16 or 4 tiles) and enough channels to
+    /// pay for the transforms and the short GEMMs (K = CI). `.fastest` follows the table:
+    /// direct below 196 output pixels per call or CI·CO < 2048 (or < 8192 below 784 pixels),
+    /// F(2×2) from 196 pixels, F(4×4) from 392.
+    ///
+    /// `.automatic` also counts memory. The transformed weights are (m+2)²/9 times the direct
+    /// ones (which stay, for the direct path and training): `.fastest` adds 51 MB at 224×224,
+    /// and peak RSS at batch 8 goes from 137 MB to 189 MB, over the 150 MB target.
+    /// Most of the gain is in the 56×56 and 28×28 layers, which hold 14% of the 3×3 weights, so
+    /// `.automatic` uses F(4×4) where a layer's output has at least 28×28 pixels per image
+    /// (+7.5 MB; 145–147 MB at batch 8), plus F(2×2) for calls of 196…391 pixels with
+    /// CI·CO ≥ 8192 (the 14×14 layers at batch 1: +11 MB, built only when such a call happens),
+    /// and direct otherwise. Whole network (`inception bench`, random weights, 2 threads, medians
+    /// of alternating runs), ms per batch, direct → automatic → fastest:
+    /// batch 1 8.36 → 6.71 → 6.74, batch 8 62.0 → 50.0 → 45.4.
+    public static func tileSize(batch: Int, outputHeight: Int, outputWidth: Int, inputChannels: Int,
+                                outputChannels: Int, mode: Mode = .automatic) -> Int? {
+        let perImage = outputHeight * outputWidth
+        let pixels = batch * perImage, products = inputChannels * outputChannels
+        if mode == .fastest {
+            if pixels < 196 || products < 2048 || (products < 8192 && pixels < 784) { return nil }
+            return pixels < 392 ? 2 : 4
+        }
+        if products < 2048 { return nil }
+        if perImage >= 784 { return 4 }
+        if pixels >= 196 && pixels < 392 && products >= 8192 { return 2 }
+        return nil
+    }
+
+    /// The tile size to use for `window` on this input under the current mode, or nil.
+    static func tileSize(for g: WindowGeometry, batch: Int, inputChannels: Int, outputChannels: Int) -> Int? {
+        let w = g.window
+        guard w.kernelHeight == 3, w.kernelWidth == 3, w.strideHeight == 1, w.strideWidth == 1 else { return nil }
+        let mode = self.mode
+        switch mode {
+        case .off: return nil
+        case .f2: return 2
+        case .f4: return 4
+        case .automatic, .fastest:
+            return tileSize(batch: batch, outputHeight: g.outputHeight, outputWidth: g.outputWidth,
+                            inputChannels: inputChannels, outputChannels: outputChannels, mode: mode)
+        }
+    }
+
+    /// L2 budget per thread for a block of tiles: its transformed inputs and one pass of GEMM
+    /// results, (m+2)²·(CI + 16·passPanels) floats per tile. About a third of the 1 MB L2 of
+    /// Zen 4/5 (half of Zen 3's), leaving room for the weights streaming through.
+    static let blockBytes = 384 * 1024
+    /// Output-channel panels (16 channels each) per GEMM + output-transform pass: bounds the
+    /// GEMM results a block keeps in cache whatever CO is.
+    static let passPanels = 8
+    /// Blocks are whole 12-row tiles of the AVX-512 micro-kernel (also whole AVX2 / portable
+    /// tiles), at most 96 rows (its row block), before evening out over the threads.
+    static let blockMultiple = 12
+    static let maxBlock = 96
+    /// Per-thread blocks when there are at least this many per thread, otherwise the split
+    /// schedule (measured: per-thread blocks down to one per thread lose 10–30% on the 14×14
+    /// layers at batch 1; the split schedule everywhere is no faster on the large ones).
+    static let fusedFactor = 4
+}
+
+/// The transformed, packed weights of one convolution for one tile size: (m+2)² matrices
+/// U_ξ (CI × CO), each in the packed layout of ``PackedMatrix`` (`ik_pack`'s), `matrixStride`
+/// floats apart starting at `storage[offset]` (64-byte aligned).
+struct WinogradWeights: @unchecked Sendable {
+    let tile: Int
+    let storage: [Float]
+    let offset: Int
+    let matrixStride: Int
+
+    /// G for F(2×2, 3×3) and F(4×4, 3×3) (Lavin & Gray, 2016), (m+2) rows × 3.
+    static func g(tile: Int) -> [[Double]] {
+        if tile == 2 {
+            let f2: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+            return f2
+        }
+        let sixth: Double = 1.0 / 6, twelfth: Double = 1.0 / 12, twentyFourth: Double = 1.0 / 24
+        let f4: [[Double]] = [[0.25, 0, 0], [-sixth, -sixth, -sixth], [-sixth, sixth, -sixth],
+                              [twentyFourth, twelfth, sixth], [twentyFourth, -twelfth, sixth], [0, 0, 1]]
+        return f4
+    }
+
+    /// Transforms the 3×3 weights held (HWIO as (9·CI)×CO) in `packed`: U = G g Gᵀ per (ci, co),
+    /// in double precision, rounded once to float, written straight into the packed layout
+    /// (no unpacked copy: this runs during the first inference pass, when the activations are
+    /// allocated too, and a transient copy of up to 3.5 MB would count in the peak RSS).
+    init(tile: Int, packed: PackedMatrix, inputChannels ci: Int, outputChannels co: Int) {
+        precondition(tile == 2 || tile == 4)
+        precondition(packed.rows == 9 * ci && packed.columns == co)
+        self.tile = tile
+        let alpha = tile + 2, a2 = alpha * alpha
+        let g = WinogradWeights.g(tile: tile)
+        let w = PackedMatrix.panelWidth, k = packed.rows
+        let stride = ik_packed_count(ci, co)
+        matrixStride = stride
+        let slack = 15  // room to start on a 64-byte boundary
+        var offset = 0
+        storage = [Float](unsafeUninitializedCapacity: a2 * stride + slack) { buffer, initialized in
+            let base = buffer.baseAddress!
+            offset = ((64 - Int(bitPattern: base) % 64) % 64) / MemoryLayout<Float>.stride
+            base.initialize(repeating: 0, count: a2 * stride + slack)  // also the zero columns past CO
+            let out = base + offset
+            packed.storage.withUnsafeBufferPointer { storage in
+                let source = storage.baseAddress! + packed.offset
+                var kernel = [Double](repeating: 0, count: 9)
+                var left = [Double](repeating: 0, count: alpha * 3)  // (G g)[a][s]
+                for o in 0..<co {
+                    let column = source + (o / w) * w * k + o % w           // B[kk, o] at column[kk·16]
+                    let target = out + (o / w) * w * ci + o % w             // U_ξ[c, o] at target[ξ·stride + c·16]
+                    for c in 0..<ci {
+                        for tap in 0..<9 { kernel[tap] = Double(column[(tap * ci + c) * w]) }
+                        for a in 0..<alpha {
+                            for s in 0..<3 {
+                                left[a * 3 + s] = g[a][0] * kernel[s] + g[a][1] * kernel[3 + s] + g[a][2] * kernel[6 + s]
+                            }
+                        }
+                        for a in 0..<alpha {
+                            for b in 0..<alpha {
+                                let value = left[a * 3] * g[b][0] + left[a * 3 + 1] * g[b][1] + left[a * 3 + 2] * g[b][2]
+                                target[(a * alpha + b) * stride + c * w] = Float(value)
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = a2 * stride + slack
+        }
+        self.offset = offset
+    }
+}
+
+/// The Winograd weights of one convolution, made on first use per tile size (only the inference
+/// path uses them, so training, which builds its convolutions afresh every step, never pays for
+/// the transform) and shared by copies of the convolution.
+final class WinogradCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byTile: [Int: WinogradWeights] = [:]
+
+    func weights(tile: Int, make: () -> WinogradWeights) -> WinogradWeights {
+        lock.lock(); defer { lock.unlock() }
+        if let w = byTile[tile] { return w }
+        let w = make()
+        byTile[tile] = w
+        return w
+    }
+}
+
+extension Convolution2D {
+    /// Runs this 3×3 stride-1 convolution with Winograd F(`tile`×`tile`, 3×3).
+    ///
+    /// Work split: with enough tiles (at least four blocks per thread), each task is a block of
+    /// tiles sized to stay in L2 (``Winograd/blockBytes``), and one thread transforms its inputs,
+    /// runs the (m+2)² GEMMs and the output transform back to back in its own scratch, so the
+    /// intermediate matrices never leave its cache. With few tiles (the 14×14 and 7×7 layers at
+    /// small batches) that would leave threads idle, so all tiles are transformed first (in
+    /// parallel, into a buffer of the calling thread), then the GEMMs + output transforms are
+    /// split into rectangles of tiles × output channels exactly as ``GEMM`` splits a small-M
+    /// product (``GEMM/Plan``).
+    func runWinograd(tile m: Int, _ source: UnsafePointer<Float>, batch n: Int, geometry g: WindowGeometry,
+                     into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+        let ci = inputChannels, co = outputChannels
+        let u = winograd!.weights(tile: m) {
+            WinogradWeights(tile: m, packed: weights, inputChannels: ci, outputChannels: co)
+        }
+        let alpha = m + 2, a2 = alpha * alpha
+        let tilesY = (g.outputHeight + m - 1) / m, tilesX = (g.outputWidth + m - 1) / m
+        let tiles = n * tilesY * tilesX
+        guard tiles > 0, co > 0 else { return }
+        let threads = Parallel.threadCount
+        let panels = (co + PackedMatrix.panelWidth - 1) / PackedMatrix.panelWidth
+        let passPanels = min(panels, Winograd.passPanels)
+        let chunkColumns = passPanels * PackedMatrix.panelWidth
+        // Tiles per block: fill the L2 budget, in whole 12-row tiles of the AVX-512 kernel.
+        let perTile = a2 * (ci + chunkColumns) * MemoryLayout<Float>.stride
+        let mult = Winograd.blockMultiple
+        let largest = min(Winograd.maxBlock, max(mult, Winograd.blockBytes / perTile / mult * mult))
+        // As many blocks as that needs, rounded up to a multiple of the thread count and evened
+        // out, so that every thread gets the same number of equal blocks.
+        var blocks = (tiles + largest - 1) / largest
+        blocks = (blocks + threads - 1) / threads * threads
+        let block = (tiles + blocks - 1) / blocks
+        blocks = (tiles + block - 1) / block
+        // Row stride of V: the GEMM reads CI floats per row. Matrix stride padded by a cache line
+        // so that the (m+2)² streams do not all fall in one L1 set (see ik_winograd_multiply).
+        func vStride(_ rows: Int) -> Int { (rows * ci + 15) / 16 * 16 + 16 }
+        func mFloats(_ rows: Int) -> Int { a2 * (rows * chunkColumns + 16) }
+
+        withBias { bias in
+            u.storage.withUnsafeBufferPointer { storage in
+                let desc = ik_winograd(
+                    m: Int32(m), relu: relu ? 1 : 0, input: source,
+                    height: g.inputHeight, width: g.inputWidth, in_channels: ci,
+                    pad_top: g.padTop, pad_left: g.padLeft,
+                    out_height: g.outputHeight, out_width: g.outputWidth, out_channels: co,
+                    tiles_y: tilesY, tiles_x: tilesX,
+                    weights: storage.baseAddress! + u.offset, weight_stride: u.matrixStride,
+                    output: output, channel_stride: channelStride, bias: bias, pass_panels: passPanels)
+                withUnsafePointer(to: desc) { w in
+                    if threads == 1 || blocks >= Winograd.fusedFactor * threads {
+                        let vs = vStride(block)
+                        Parallel.forEach(count: blocks, threads: threads) { index in
+                            let t0 = index * block, count = min(block, tiles - t0)
+                            guard let v = ik_thread_scratch(a2 * vs + mFloats(block)) else { fatalError("out of memory") }
+                            ik_winograd_input(w, t0, count, v, ci, vs)
+                            ik_winograd_multiply(w, v, ci, vs, t0, count, 0, panels, v + a2 * vs)
+                        }
+                        return
+                    }
+                    let vs = vStride(tiles)
+                    guard let v = ik_thread_scratch_slot(1, a2 * vs) else { fatalError("out of memory") }
+                    let pieces = min(tiles, 4 * threads)
+                    Parallel.forEach(count: pieces, threads: threads) { piece in
+                        let t0 = piece * tiles / pieces, t1 = (piece + 1) * tiles / pieces
+                        ik_winograd_input(w, t0, t1 - t0, v + t0 * ci, ci, vs)
+                    }
+                    let plan = GEMM.Plan(m: tiles, k: a2 * ci, n: co, threads: threads)
+                    Parallel.forEach(count: plan.tasks, threads: plan.threads) { task in
+                        plan.forEachRectangle(ofTask: task) { rows, range in
+                            guard let scratch = ik_thread_scratch(mFloats(rows.count)) else { fatalError("out of memory") }
+                            ik_winograd_multiply(w, v + rows.lowerBound * ci, ci, vs, rows.lowerBound, rows.count,
+                                                 range.lowerBound, range.upperBound, scratch)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
