@@ -132,6 +132,7 @@ extension ModelOptions {
             options.includeRootBlock = includeRootBlock
             options.spatialSqueeze = spatialSqueeze
             options.transformInput = transformInput
+            options.globalPool = options.globalPool || globalPool
         }
         let network = architecture.network
         let biases = "\(network.scope)/\(network.logitsScope)/biases"

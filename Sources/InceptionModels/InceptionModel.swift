@@ -97,8 +97,8 @@ public final class InceptionModel: @unchecked Sendable {
         dropoutGenerator = SeededGenerator(seed: seed ^ 0xD50F)
         var rng = SeededGenerator(seed: seed)
         let initialization = initialization ?? .default(for: options.architecture)
-        let classifiers = Set(specs.filter { $0.name.hasSuffix("/Conv2d_0c_1x1/weights") || $0.name.hasSuffix("/Conv2d_2b_1x1/weights") }
-            .map { String($0.name.dropLast("/weights".count)) })
+        let classifiers = Set(["\(network.scope)/\(network.logitsScope)"]
+            + network.auxiliaryHeads.map { "\(network.scope)/\($0.name)/\($0.logitsName)" })
         var values: [String: Tensor] = [:]
         for spec in specs {
             let scope = spec.name.split(separator: "/").dropLast().joined(separator: "/")
