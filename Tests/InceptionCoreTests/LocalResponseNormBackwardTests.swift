@@ -11,31 +11,7 @@ import XCTest
 // 1e-4 · max|numeric| leaves room for that without letting a wrong term through (a missing or
 // mis-scaled term shows up at the 1e-2 level or more with the parameters below).
 //
-// The helpers are fileprivate (and repeated in PaddingGradientTests.swift) so that the two files
-// stand alone and cannot clash with helpers other test files of this target may define.
-
-/// Uniform values in [−range, range] from a seeded generator.
-fileprivate func seededValues(_ count: Int, range: Double = 1, seed: UInt64) -> [Float] {
-    var rng = SeededGenerator(seed: seed)
-    return (0..<count).map { _ in Float(Double.random(in: -range...range, using: &rng)) }
-}
-
-/// Central differences (L(i, +h) − L(i, −h)) / 2h for every index, compared with `analytic`:
-/// |analytic − numeric| ≤ tolerance · max|numeric| + 1e-9 everywhere.
-fileprivate func assertMatchesCentralDifferences(_ analytic: [Float], step h: Double, tolerance: Double = 1e-4,
-                                                 _ label: String, file: StaticString = #filePath, line: UInt = #line,
-                                                 loss: (_ index: Int, _ delta: Double) -> Double) {
-    let numeric = analytic.indices.map { (loss($0, h) - loss($0, -h)) / (2 * h) }
-    let scale = max(numeric.map(abs).max() ?? 0, 1e-12)
-    for i in analytic.indices where abs(Double(analytic[i]) - numeric[i]) > tolerance * scale + 1e-9 {
-        XCTFail("\(label)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric[i]) (scale \(scale))", file: file, line: line)
-        return
-    }
-}
-
-fileprivate func dot(_ r: [Float], _ y: [Double]) -> Double {
-    zip(r, y).reduce(0) { $0 + Double($1.0) * $1.1 }
-}
+// The finite-difference helpers are in FiniteDifferences.swift.
 
 // MARK: - Local response normalization
 

@@ -14,13 +14,7 @@ import XCTest
 // linear, so a large step (1e-2) is exact up to rounding; max pooling is piecewise linear and
 // its inputs are spread further apart than the step, so no step changes an arg-max.
 //
-// The helpers are fileprivate (and repeated in LocalResponseNormBackwardTests.swift) so that the
-// two files stand alone and cannot clash with helpers other test files of this target may define.
-
-fileprivate func seededValues(_ count: Int, range: Double = 1, seed: UInt64) -> [Float] {
-    var rng = SeededGenerator(seed: seed)
-    return (0..<count).map { _ in Float(Double.random(in: -range...range, using: &rng)) }
-}
+// The finite-difference helpers are in FiniteDifferences.swift.
 
 /// `count` distinct values 0.25·g, 1.25·g, … (g = 2·range/count) shuffled and centred on `offset`:
 /// neighbours are g apart, far more than a finite-difference step, so max pooling has no ties.
@@ -30,21 +24,6 @@ fileprivate func distinctValues(_ count: Int, range: Float = 1, offset: Float = 
     values.shuffle(using: &rng)
     let gap = 2 * range / Float(max(count, 1))
     return values.map { ($0 + 0.25) * gap + offset }
-}
-
-fileprivate func assertMatchesCentralDifferences(_ analytic: [Float], step h: Double, tolerance: Double = 1e-4,
-                                                 _ label: String, file: StaticString = #filePath, line: UInt = #line,
-                                                 loss: (_ index: Int, _ delta: Double) -> Double) {
-    let numeric = analytic.indices.map { (loss($0, h) - loss($0, -h)) / (2 * h) }
-    let scale = max(numeric.map(abs).max() ?? 0, 1e-12)
-    for i in analytic.indices where abs(Double(analytic[i]) - numeric[i]) > tolerance * scale + 1e-9 {
-        XCTFail("\(label)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric[i]) (scale \(scale))", file: file, line: line)
-        return
-    }
-}
-
-fileprivate func dot(_ r: [Float], _ y: [Double]) -> Double {
-    zip(r, y).reduce(0) { $0 + Double($1.0) * $1.1 }
 }
 
 /// A square PyTorch window: kernel, stride, padding p on each side, ceil_mode.
