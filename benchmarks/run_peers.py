@@ -665,6 +665,27 @@ def _rel(cmd):
     return out
 
 
+def conditions_lines(m, load, args):
+    """The report's "Machine and conditions" section (also used by run_training_peers.py)."""
+    share = load["foreign"] / max(load["core_seconds"], 1e-9)
+    return [
+        "## Machine and conditions\n",
+        f"- CPU: {m['cpu']}; {m['cpus']} CPUs ({m['cores_per_socket']} cores per socket, "
+        f"{m['threads_per_core']} thread(s) per core); {m['memory_gib']} GiB; Linux {m['kernel']}",
+        f"- CPU flags of interest present: {m['flags']}",
+        f"- Load average (1 min): {load['before'][0]:.2f} before the run (after waiting {load['waited']:.0f} s "
+        f"for it to drop below {args.load_threshold}), {min(load['rounds']):.2f}..{max(load['rounds']):.2f} "
+        f"at the start of each round, {load['after'][0]:.2f} after. The benchmark itself keeps "
+        f"~{args.threads} threads busy, so a load near {args.threads} during the run is expected.",
+        f"- Before each round the script waited for a 2 s window in which other processes used less than "
+        f"{args.quiet_cores} cores (total {sum(load['round_waits']):.0f} s of waiting between rounds; the "
+        f"whole wait budget was {args.max_wait:.0f} s).",
+        f"- CPU time used by *other* processes during the run: {load['foreign']:.1f} s of "
+        f"{load['core_seconds']:.0f} core-seconds ({100 * share:.1f}%) "
+        f"(machine-wide busy time from /proc/stat minus this script's and its children's).",
+    ]
+
+
 def write_report(path, table, rows, summary, targets, check, ref_scale, m, sw, engines, batches, args,
                  cmdline, engine_cmds, load, errors, n_nodes):
     def md_table(t):
@@ -694,20 +715,7 @@ def write_report(path, table, rows, summary, targets, check, ref_scale, m, sw, e
         for name, val, ok in targets:
             L.append(f"| {name} | {val} | {'met' if ok else '**not met**'} |")
         L.append("")
-    L.append("## Machine and conditions\n")
-    L.append(f"- CPU: {m['cpu']}; {m['cpus']} CPUs ({m['cores_per_socket']} cores per socket, "
-             f"{m['threads_per_core']} thread(s) per core); {m['memory_gib']} GiB; Linux {m['kernel']}")
-    L.append(f"- CPU flags of interest present: {m['flags']}")
-    L.append(f"- Load average (1 min): {load['before'][0]:.2f} before the run (after waiting {load['waited']:.0f} s "
-             f"for it to drop below {args.load_threshold}), {min(load['rounds']):.2f}..{max(load['rounds']):.2f} "
-             f"at the start of each round, {load['after'][0]:.2f} after. The benchmark itself keeps "
-             f"~{args.threads} threads busy, so a load near {args.threads} during the run is expected.")
-    L.append(f"- Before each round the script waited for a 2 s window in which other processes used less than "
-             f"{args.quiet_cores} cores (total {sum(load['round_waits']):.0f} s of waiting between rounds; the "
-             f"whole wait budget was {args.max_wait:.0f} s).")
-    L.append(f"- CPU time used by *other* processes during the run: {load['foreign']:.1f} s of "
-             f"{load['core_seconds']:.0f} core-seconds ({100 * load['foreign'] / load['core_seconds']:.1f}%) "
-             f"(machine-wide busy time from /proc/stat minus this script's and its children's).")
+    L.extend(conditions_lines(m, load, args))
     L.append("")
     L.append("## Software\n")
     L.append(f"- ours: `inception`, tree at commit {sw['commit']}{' (+ uncommitted changes in Sources/)' if sw['dirty'] else ''} "

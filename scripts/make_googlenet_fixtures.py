@@ -86,6 +86,8 @@ sys.path.insert(0, SCRIPT_DIR)
 from make_parity_fixtures import (  # noqa: E402
     du, exact_sum, fresh_dir, pattern_input, pattern_value, sample_indices, write_json)
 
+# The output helpers of the torchvision fixture script (importing it loads torch, not torchvision).
+from make_torchvision_fixtures import float64_gap, save_samples, to_nhwc  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -369,27 +371,6 @@ def floor_mode_sizes(h):
 # ---------------------------------------------------------------------------
 # Storage
 # ---------------------------------------------------------------------------
-def to_nhwc(t):
-    """A tensor as numpy (dtype kept): 4-D ones NCHW -> NHWC, others as they are."""
-    a = t.detach().numpy()
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1) if a.ndim == 4 else a)
-
-
-def save_samples(path, array):
-    """Write the float32 samples of `array` (row-major) to path; return (max_abs, count)."""
-    flat = np.ascontiguousarray(array, dtype=np.float32).ravel()
-    samples = flat[sample_indices(flat.size)]
-    np.save(path, samples)
-    return float(np.max(np.abs(flat))), int(samples.size)
-
-
-def float64_gap(a, a64):
-    """(max |a - a64|, ||a - a64|| / ||a64||) over the full tensor."""
-    d = np.asarray(a, np.float64) - np.asarray(a64, np.float64)
-    norm = float(np.linalg.norm(np.asarray(a64, np.float64)))
-    return float(np.max(np.abs(d))), (float(np.linalg.norm(d)) / norm if norm > 0 else 0.0)
-
-
 def generator_info():
     return {"script": "scripts/make_googlenet_fixtures.py",
             "torch": torch.__version__,
