@@ -1,3 +1,5 @@
+import CInceptionKernels
+
 /// Pooling over NHWC tensors, TF semantics.
 ///
 /// Max pooling ignores padded positions (TF pads with −∞, so padding never wins); SAME average
@@ -34,50 +36,27 @@ public enum Pooling {
         }
     }
 
-    /// Pools a raw NHWC input of the given shape. Output rows are spread over the worker threads.
+    /// Pools a raw NHWC input of the given shape. Output rows are spread over the worker threads;
+    /// the kernel is C (`pool.c`), vectorised for the active instruction set.
     public static func pool(_ kind: Kind, _ source: UnsafePointer<Float>, shape: [Int], _ window: Window2D,
                             into output: UnsafeMutablePointer<Float>, channelStride: Int) {
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         guard let g = window.geometry(inputHeight: h, inputWidth: w) else {
             preconditionFailure("pooling window \(window) does not fit a \(h)x\(w) input")
         }
+        precondition(channelStride >= c)
         let rows = n * g.outputHeight
-        let source = SendablePointer(source), output = SendableMutablePointer(output)
+        let desc = ik_pooling(
+            input: source, height: h, width: w, channels: c,
+            kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
+            stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
+            out_height: g.outputHeight, out_width: g.outputWidth,
+            output: output, channel_stride: channelStride, average: kind == .average ? 1 : 0)
         // A few chunks of whole output rows per thread, for balance without much overhead.
         let chunk = max(1, (rows + Parallel.threadCount * 4 - 1) / (Parallel.threadCount * 4))
-        Parallel.forEach(count: (rows + chunk - 1) / chunk) { part in
-            for row in (part * chunk)..<min(rows, (part + 1) * chunk) {
-                let b = row / g.outputHeight, oy = row % g.outputHeight
-                poolRow(kind, source.pointer, b: b, oy: oy, h: h, w: w, c: c, g: g,
-                        into: output.pointer + row * g.outputWidth * channelStride, channelStride: channelStride)
-            }
-        }
-    }
-
-    /// One output row: for each output pixel the window is clipped to the real input, then the
-    /// channels are reduced as contiguous vectors (NHWC keeps a pixel's channels together).
-    private static func poolRow(_ kind: Kind, _ source: UnsafePointer<Float>, b: Int, oy: Int, h: Int, w: Int, c: Int,
-                                g: WindowGeometry, into rowOut: UnsafeMutablePointer<Float>, channelStride: Int) {
-        let window = g.window
-        let y0 = max(oy * window.strideHeight - g.padTop, 0)
-        let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, h)
-        for ox in 0..<g.outputWidth {
-            let x0 = max(ox * window.strideWidth - g.padLeft, 0)
-            let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, w)
-            let dst = rowOut + ox * channelStride
-            dst.update(from: source + ((b * h + y0) * w + x0) * c, count: c)
-            for y in y0..<y1 {
-                for x in x0..<x1 where y != y0 || x != x0 {
-                    let src = source + ((b * h + y) * w + x) * c
-                    switch kind {
-                    case .max: for i in 0..<c { dst[i] = max(dst[i], src[i]) }
-                    case .average: for i in 0..<c { dst[i] += src[i] }
-                    }
-                }
-            }
-            if kind == .average {
-                let scale = 1 / Float((y1 - y0) * (x1 - x0))
-                for i in 0..<c { dst[i] *= scale }
+        withUnsafePointer(to: desc) { p in
+            Parallel.forEach(count: (rows + chunk - 1) / chunk) { part in
+                ik_pool_rows(p, part * chunk, min(rows, (part + 1) * chunk))
             }
         }
     }

@@ -34,3 +34,77 @@ final class PoolingTests: XCTestCase {
         XCTAssertEqual(out.scalars, [2, 15])
     }
 }
+
+/// The vectorised kernel (`pool.c`) against a plain per-element reference, on every instruction
+/// set this CPU has: channel counts around the 16- and 64-channel vector blocks (the tails take
+/// other code), every padding kind, several threads, and an output that is a channel slice of a
+/// wider tensor (as an Inception branch writes it), whose other channels must stay untouched.
+final class PoolingKernelTests: XCTestCase {
+    func testKernelMatchesThePlainDefinitionOnEveryInstructionSet() {
+        let windows: [Window2D] = [
+            Window2D(3, stride: 1), Window2D(3, stride: 2), Window2D(2, stride: 2),
+            Window2D(kernel: (3, 2), stride: (2, 1), padding: .valid),
+            Window2D(kernel: (3, 3), stride: (2, 2), padding: .symmetricCeil(0)),
+            Window2D(kernel: (3, 3), stride: (1, 1), padding: .symmetric(1)),
+            Window2D(kernel: (7, 7), stride: (1, 1), padding: .valid),
+        ]
+        var rng = SeededGenerator(seed: 7)
+        let savedKernel = GEMM.kernel, savedThreads = Parallel.threadCount
+        defer { GEMM.kernel = savedKernel; Parallel.threadCount = savedThreads }
+        for kernel in GEMM.Kernel.allCases where GEMM.isSupported(kernel) {
+            GEMM.kernel = kernel
+            for (threads, channels) in [(1, 3), (2, 16), (3, 83), (2, 64), (1, 130)] {
+                Parallel.threadCount = threads
+                let input = Tensor(shape: [2, 9, 7, channels],
+                                   scalars: (0..<(2 * 9 * 7 * channels)).map { _ in Float.random(in: -1...1, using: &rng) })
+                for window in windows {
+                    for kind in [Pooling.Kind.max, .average] {
+                        let label = "\(kernel) \(kind) \(window) C=\(channels) threads=\(threads)"
+                        let shape = Pooling.outputShape(window, input: input.shape)!
+                        let expected = Self.reference(kind, input, window)
+                        // Written into channels 5..<5+C of a C+9-channel buffer filled with a sentinel.
+                        let stride = channels + 9, pixels = shape[0] * shape[1] * shape[2]
+                        var out = [Float](repeating: 42, count: pixels * stride)
+                        out.withUnsafeMutableBufferPointer { buffer in
+                            Pooling.pool(kind, input, window, into: buffer.baseAddress! + 5, channelStride: stride)
+                        }
+                        var worst: Float = 0, sentinelsKept = true
+                        for p in 0..<pixels {
+                            for c in 0..<stride {
+                                let value = out[p * stride + c]
+                                if c < 5 || c >= 5 + channels { sentinelsKept = sentinelsKept && value == 42; continue }
+                                worst = max(worst, abs(value - expected[p * channels + c - 5]))
+                            }
+                        }
+                        XCTAssertTrue(sentinelsKept, "\(label): wrote outside its channel slice")
+                        XCTAssertLessThanOrEqual(worst, kind == .max ? 0 : 1e-6, label)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Max or mean over the real pixels under each window, one output element at a time.
+    static func reference(_ kind: Pooling.Kind, _ input: Tensor, _ window: Window2D) -> [Float] {
+        let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let g = window.geometry(inputHeight: h, inputWidth: w)!
+        var out: [Float] = []
+        for b in 0..<n {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    for ch in 0..<c {
+                        var values: [Float] = []
+                        for ky in 0..<window.kernelHeight {
+                            for kx in 0..<window.kernelWidth {
+                                let y = oy * window.strideHeight - g.padTop + ky, x = ox * window.strideWidth - g.padLeft + kx
+                                if y >= 0 && y < h && x >= 0 && x < w { values.append(input.scalars[((b * h + y) * w + x) * c + ch]) }
+                            }
+                        }
+                        out.append(kind == .max ? values.max()! : values.reduce(0, +) / Float(values.count))
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

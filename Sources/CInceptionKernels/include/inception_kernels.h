@@ -114,6 +114,26 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
                           ptrdiff_t t0, ptrdiff_t count, ptrdiff_t panel_begin, ptrdiff_t panel_end,
                           float *scratch);
 
+/* ---- Pooling (pool.c) ----
+ *
+ * Max or average pooling of an NHWC input. Output row r (of batch · out_height rows) covers
+ * input rows oy·stride_h − pad_top ..< + kernel_h of image r / out_height (oy = r % out_height),
+ * clipped to the input, and likewise for columns: padded positions never win a max, and an
+ * average divides by the real pixels under the window. Output pixel p, channel c goes to
+ * output[p·channel_stride + c]. A window with no real pixel gives 0. */
+typedef struct {
+    const float *input;
+    ptrdiff_t height, width, channels;
+    ptrdiff_t kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
+    ptrdiff_t out_height, out_width;
+    float *output;
+    ptrdiff_t channel_stride;
+    int average;                    /* 0: max, 1: average */
+} ik_pooling;
+
+/* Computes output rows row_begin ..< row_end. Thread-safe for disjoint row ranges. */
+void ik_pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_t row_end);
+
 /* ---- Thread pool (parallel.c) ---- */
 
 /* The thread count set by ik_parallel_set_threads, or 0 if never set. */
