@@ -12,6 +12,11 @@ ptrdiff_t ik_packed_count(ptrdiff_t k, ptrdiff_t n) {
 }
 
 void ik_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, float *packed) {
+    ik_pack_scaled(b, ldb, k, n, NULL, packed);
+}
+
+void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, const float *column_scale,
+                    float *packed) {
     const ptrdiff_t panels = (n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
     for (ptrdiff_t p = 0; p < panels; p++) {
         const ptrdiff_t j0 = p * IK_PANEL_WIDTH;
@@ -20,7 +25,8 @@ void ik_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, float *pac
         for (ptrdiff_t kk = 0; kk < k; kk++) {
             const float *src = b + kk * ldb + j0;
             ptrdiff_t j = 0;
-            for (; j < w; j++) dst[j] = src[j];
+            if (column_scale) for (; j < w; j++) dst[j] = src[j] * column_scale[j0 + j];
+            else for (; j < w; j++) dst[j] = src[j];
             for (; j < IK_PANEL_WIDTH; j++) dst[j] = 0.0f;
             dst += IK_PANEL_WIDTH;
         }

@@ -49,7 +49,6 @@ int ik_winograd_mode(void) {
     const char *env = getenv("INCEPTION_WINOGRAD");
     if (env) {
         if (strcmp(env, "0") == 0 || strcmp(env, "off") == 0) mode = IK_WINOGRAD_OFF;
-        else if (strcmp(env, "fastest") == 0) mode = IK_WINOGRAD_FASTEST;
         else if (strcmp(env, "2") == 0) mode = IK_WINOGRAD_F2;
         else if (strcmp(env, "4") == 0) mode = IK_WINOGRAD_F4;
     }
@@ -58,7 +57,7 @@ int ik_winograd_mode(void) {
 }
 
 void ik_winograd_set_mode(int mode) {
-    if (mode != IK_WINOGRAD_OFF && mode != IK_WINOGRAD_FASTEST && mode != IK_WINOGRAD_F2 && mode != IK_WINOGRAD_F4)
+    if (mode != IK_WINOGRAD_OFF && mode != IK_WINOGRAD_F2 && mode != IK_WINOGRAD_F4)
         mode = IK_WINOGRAD_AUTOMATIC;
     __atomic_store_n(&g_winograd_mode, mode, __ATOMIC_RELAXED);
 }

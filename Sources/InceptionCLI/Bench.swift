@@ -51,13 +51,17 @@ struct Bench: ParsableCommand {
         if train { return try runTraining() }
         var options = choice.defaults
         options.globalPool = options.globalPool || globalPool
-        var model = try InceptionModel(options: options)
+        // One model only: a throwaway one built before reading the file would count its
+        // variables in the peak memory this command reports.
+        let model: InceptionModel
         if let weights {
             let reader = try ModelWeights.open(weights)
             options = options.fitted(to: reader)
             try choice.check(options.architecture, weights: weights)
             model = try InceptionModel(options: options)
             try model.loadWeights(from: reader, options: WeightLoadingOptions(ignoreUnexpected: true))
+        } else {
+            model = try InceptionModel(options: options)
         }
         let shape = [batchSize, imageSize[0], imageSize[1], 3]
         var rng = SeededGenerator(seed: 1)

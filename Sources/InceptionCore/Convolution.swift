@@ -10,11 +10,15 @@ public struct Convolution2D: Sendable {
     public let window: Window2D
     public let inputChannels: Int
     public let outputChannels: Int
-    public let weights: PackedMatrix
     public let bias: [Float]?
     public let relu: Bool
+    /// The HWIO weights and the forms derived from them, made on first use and shared by copies.
+    let store: ConvolutionWeights
     /// For 3×3 stride-1 windows: the Winograd weights, transformed on first use (see ``Winograd``).
-    let winograd: WinogradCache?
+    var winograd: WinogradCache? { store.winograd }
+
+    /// The weights packed for the direct path's GEMM (packed on first use).
+    public var weights: PackedMatrix { store.packed }
 
     /// How ``run(_:batch:height:width:into:channelStride:algorithm:)`` computes the convolution.
     public enum Algorithm: Sendable, Equatable {
@@ -26,18 +30,27 @@ public struct Convolution2D: Sendable {
         case winograd(tile: Int)
     }
 
-    /// Packs HWIO `weights` (shape [KH, KW, CI, CO]).
-    public init(weights: Tensor, bias: [Float]?, stride: Int = 1, padding: Padding = .same, relu: Bool) {
+    /// A convolution with HWIO `weights` (shape [KH, KW, CI, CO]), output channel `o` scaled by
+    /// `outputScale[o]` when given (where a folded batch norm's scale lands).
+    ///
+    /// Nothing is copied here: the tensor's storage is shared (copy-on-write) with the caller's,
+    /// and each form the kernels read is made from it on first use: the packed GEMM operand
+    /// for the direct path, the transformed weights for a Winograd tile size. So an inference
+    /// model holds only the forms its input shapes use (a layer that always runs as Winograd
+    /// never holds the packed direct weights: at 224×224, batch 8, that is 14 MB less).
+    public init(weights: Tensor, outputScale: [Float]? = nil, bias: [Float]?, stride: Int = 1,
+                padding: Padding = .same, relu: Bool) {
         precondition(weights.rank == 4, "convolution weights must be HWIO, got \(weights.shape)")
         let s = weights.shape
         precondition(bias == nil || bias!.count == s[3])
+        precondition(outputScale == nil || outputScale!.count == s[3])
         window = Window2D(kernel: (s[0], s[1]), stride: (stride, stride), padding: padding)
         inputChannels = s[2]
         outputChannels = s[3]
-        self.weights = GEMM.pack(weights.scalars, rows: s[0] * s[1] * s[2], columns: s[3])
+        store = ConvolutionWeights(hwio: weights, outputScale: outputScale,
+                                   winograd: s[0] == 3 && s[1] == 3 && stride == 1)
         self.bias = bias
         self.relu = relu
-        winograd = s[0] == 3 && s[1] == 3 && stride == 1 ? WinogradCache() : nil
     }
 
     /// The output shape for an NHWC input shape, or nil when the window does not fit.
@@ -116,10 +129,45 @@ public struct Convolution2D: Sendable {
 }
 
 extension Convolution2D {
-    func withBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
-        guard let bias else { return body(nil) }
-        return bias.withUnsafeBufferPointer { body($0.baseAddress) }
+    func withBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R { withOptionalPointer(bias, body) }
+}
+
+/// The weights of one convolution: HWIO as given (with an optional per-output-channel scale), and
+/// the packed forms the kernels read, each made once on first use. A class, so that copies of a
+/// ``Convolution2D`` (the model's cache, the inference plan's steps) share one set of forms.
+final class ConvolutionWeights: @unchecked Sendable {
+    let hwio: Tensor
+    let outputScale: [Float]?
+    let winograd: WinogradCache?
+    private let lock = NSLock()
+    private var direct: PackedMatrix?
+
+    init(hwio: Tensor, outputScale: [Float]?, winograd: Bool) {
+        self.hwio = hwio
+        self.outputScale = outputScale
+        self.winograd = winograd ? WinogradCache() : nil
     }
+
+    /// Whether the packed direct form has been made (for tests).
+    var hasPackedDirect: Bool { lock.lock(); defer { lock.unlock() }; return direct != nil }
+
+    /// (KH·KW·CI)×CO, scaled, in the GEMM's packed layout.
+    var packed: PackedMatrix {
+        lock.lock(); defer { lock.unlock() }
+        if let direct { return direct }
+        let s = hwio.shape
+        let made = hwio.scalars.withUnsafeBufferPointer { b in
+            withOptionalPointer(outputScale) { scale in GEMM.pack(b, rows: s[0] * s[1] * s[2], columns: s[3], columnScale: scale) }
+        }
+        direct = made
+        return made
+    }
+}
+
+/// `body` with a pointer to the array's elements, or nil for a nil array.
+func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 /// Copies receptive fields of an NHWC input into rows of an im2col matrix (K = KH·KW·CI, HWIO order).

@@ -72,8 +72,10 @@ public enum GEMM {
         }
     }
 
-    /// Packs a row-major K×N matrix for ``multiply(m:a:lda:b:c:ldc:bias:relu:)``.
-    public static func pack(_ b: UnsafeBufferPointer<Float>, rows k: Int, columns n: Int) -> PackedMatrix {
+    /// Packs a row-major K×N matrix for ``multiply(m:a:lda:b:c:ldc:bias:relu:)``, column j times
+    /// `columnScale[j]` when given (a folded batch norm, without a scaled copy of B).
+    public static func pack(_ b: UnsafeBufferPointer<Float>, rows k: Int, columns n: Int,
+                            columnScale: UnsafePointer<Float>? = nil) -> PackedMatrix {
         precondition(k >= 0 && n >= 0 && b.count >= k * n)
         let count = ik_packed_count(k, n)
         let slack = 15  // room to start the panels on a 64-byte boundary
@@ -83,7 +85,7 @@ public enum GEMM {
             offset = ((64 - Int(bitPattern: base) % 64) % 64) / MemoryLayout<Float>.stride
             (base).initialize(repeating: 0, count: offset)
             (base + offset + count).initialize(repeating: 0, count: count + slack - offset - count)
-            if count > 0 { ik_pack(b.baseAddress!, n, k, n, base + offset) }
+            if count > 0 { ik_pack_scaled(b.baseAddress!, n, k, n, columnScale, base + offset) }
             initialized = count + slack
         }
         return PackedMatrix(rows: k, columns: n, storage: storage, offset: offset)

@@ -17,11 +17,9 @@ public enum Winograd {
     public enum Mode: Int, Sendable, CaseIterable {
         /// Direct convolution everywhere.
         case off = 0
-        /// Where it measured faster, within the memory budget (the default; see
-        /// ``tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:mode:)``).
+        /// Where it measured faster (the default; see
+        /// ``tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:)``).
         case automatic = 1
-        /// Where it measured faster, whatever the transformed weights cost in memory.
-        case fastest = 3
         /// F(2×2, 3×3) on every 3×3 stride-1 convolution.
         case f2 = 2
         /// F(4×4, 3×3) on every 3×3 stride-1 convolution.
@@ -29,7 +27,7 @@ public enum Winograd {
     }
 
     /// The mode in use. Starts from the environment variable `INCEPTION_WINOGRAD`: `0` off,
-    /// `fastest`, `2` or `4` to force a tile size, anything else (or unset) automatic. So
+    /// `2` or `4` to force a tile size, anything else (or unset) automatic. So
     /// `INCEPTION_WINOGRAD=0 inception bench ...` times the direct path for comparison. Do not
     /// change it while convolutions run.
     public static var mode: Mode {
@@ -37,8 +35,8 @@ public enum Winograd {
         set { ik_winograd_set_mode(Int32(newValue.rawValue)) }
     }
 
-    /// The tile size for a 3×3 stride-1 convolution call under `mode` (`.automatic` or
-    /// `.fastest`; the other modes do not ask), or nil for the direct path.
+    /// The tile size the automatic mode uses for a 3×3 stride-1 convolution call, or nil for the
+    /// direct path.
     ///
     /// Decided from measurements on the development machine (2-core AMD EPYC, Zen 5, AVX-512,
     /// 1 MB L2 per core, quiet): `WinogradBenchmarkTests` times every 3×3 layer of Inception V1
@@ -55,32 +53,22 @@ public enum Winograd {
     ///
     /// Winograd needs enough tiles per call to pay for (m+2)² weight matrices streamed from
     /// memory per call (the 7×7 layers at batch 1 have 16 or 4 tiles) and enough channels to
-    /// pay for the transforms and the short GEMMs (K = CI). `.fastest` follows the table:
-    /// direct below 196 output pixels per call or CI·CO < 2048 (or < 8192 below 784 pixels),
-    /// F(2×2) from 196 pixels, F(4×4) from 392.
+    /// pay for the transforms and the short GEMMs (K = CI). So: direct below 196 output pixels
+    /// per call or CI·CO < 2048 (or < 8192 below 784 pixels), F(2×2) from 196 pixels, F(4×4)
+    /// from 392.
     ///
-    /// `.automatic` also counts memory. The transformed weights are (m+2)²/9 times the direct
-    /// ones (which stay, for the direct path and training): `.fastest` adds 51 MB at 224×224,
-    /// and peak RSS at batch 8 goes from 137 MB to 189 MB, over the 150 MB target.
-    /// Most of the gain is in the 56×56 and 28×28 layers, which hold 14% of the 3×3 weights, so
-    /// `.automatic` uses F(4×4) where a layer's output has at least 28×28 pixels per image
-    /// (+7.5 MB; 145–147 MB at batch 8), plus F(2×2) for calls of 196…391 pixels with
-    /// CI·CO ≥ 8192 (the 14×14 layers at batch 1: +11 MB, built only when such a call happens),
-    /// and direct otherwise. Whole network (`inception bench`, random weights, 2 threads, medians
-    /// of alternating runs), ms per batch, direct → automatic → fastest:
-    /// batch 1 8.36 → 6.71 → 6.74, batch 8 62.0 → 50.0 → 45.4.
+    /// Memory: the transformed weights are (m+2)²/9 times the direct ones (4× for F(4×4)), but a
+    /// layer that runs as Winograd never holds its packed direct weights (``Convolution2D`` makes
+    /// each form on first use), and the inference plan runs the large early layers image by
+    /// image, so at batch 8 the whole network peaks at about 136 MB (it was 189 MB with both
+    /// weight forms and whole-batch buffers). Whole network (`inception bench`, random weights,
+    /// 2 threads, medians of alternating runs), ms per image at batch 8: direct 7.8, this
+    /// policy 4.2–4.5.
     public static func tileSize(batch: Int, outputHeight: Int, outputWidth: Int, inputChannels: Int,
-                                outputChannels: Int, mode: Mode = .automatic) -> Int? {
-        let perImage = outputHeight * outputWidth
-        let pixels = batch * perImage, products = inputChannels * outputChannels
-        if mode == .fastest {
-            if pixels < 196 || products < 2048 || (products < 8192 && pixels < 784) { return nil }
-            return pixels < 392 ? 2 : 4
-        }
-        if products < 2048 { return nil }
-        if perImage >= 784 { return 4 }
-        if pixels >= 196 && pixels < 392 && products >= 8192 { return 2 }
-        return nil
+                                outputChannels: Int) -> Int? {
+        let pixels = batch * outputHeight * outputWidth, products = inputChannels * outputChannels
+        if pixels < 196 || products < 2048 || (products < 8192 && pixels < 784) { return nil }
+        return pixels < 392 ? 2 : 4
     }
 
     /// The tile size to use for `window` on this input under the current mode, or nil.
@@ -92,9 +80,9 @@ public enum Winograd {
         case .off: return nil
         case .f2: return 2
         case .f4: return 4
-        case .automatic, .fastest:
+        case .automatic:
             return tileSize(batch: batch, outputHeight: g.outputHeight, outputWidth: g.outputWidth,
-                            inputChannels: inputChannels, outputChannels: outputChannels, mode: mode)
+                            inputChannels: inputChannels, outputChannels: outputChannels)
         }
     }
 
@@ -136,17 +124,19 @@ struct WinogradWeights: @unchecked Sendable {
         return f4
     }
 
-    /// Transforms the 3×3 weights held (HWIO as (9·CI)×CO) in `packed`: U = G g Gᵀ per (ci, co),
-    /// in double precision, rounded once to float, written straight into the packed layout
-    /// (no unpacked copy: this runs during the first inference pass, when the activations are
-    /// allocated too, and a transient copy of up to 3.5 MB would count in the peak RSS).
-    init(tile: Int, packed: PackedMatrix, inputChannels ci: Int, outputChannels co: Int) {
+    /// Transforms HWIO 3×3 weights g (output channel o times `outputScale[o]`): U = G g Gᵀ per
+    /// (ci, co), in double precision, rounded once to float, written straight into the packed
+    /// layout (no scaled or unpacked copy: this runs during the first inference pass, when the
+    /// activations are allocated too, and a transient copy of up to 3.5 MB would count in the
+    /// peak RSS).
+    init(tile: Int, hwio: Tensor, outputScale: [Float]?) {
         precondition(tile == 2 || tile == 4)
-        precondition(packed.rows == 9 * ci && packed.columns == co)
+        precondition(hwio.rank == 4 && hwio.shape[0] == 3 && hwio.shape[1] == 3)
+        let ci = hwio.shape[2], co = hwio.shape[3]
         self.tile = tile
         let alpha = tile + 2, a2 = alpha * alpha
         let g = WinogradWeights.g(tile: tile)
-        let w = PackedMatrix.panelWidth, k = packed.rows
+        let w = PackedMatrix.panelWidth
         let stride = ik_packed_count(ci, co)
         matrixStride = stride
         let slack = 15  // room to start on a 64-byte boundary
@@ -156,15 +146,14 @@ struct WinogradWeights: @unchecked Sendable {
             offset = ((64 - Int(bitPattern: base) % 64) % 64) / MemoryLayout<Float>.stride
             base.initialize(repeating: 0, count: a2 * stride + slack)  // also the zero columns past CO
             let out = base + offset
-            packed.storage.withUnsafeBufferPointer { storage in
-                let source = storage.baseAddress! + packed.offset
+            hwio.scalars.withUnsafeBufferPointer { source in
                 var kernel = [Double](repeating: 0, count: 9)
                 var left = [Double](repeating: 0, count: alpha * 3)  // (G g)[a][s]
                 for o in 0..<co {
-                    let column = source + (o / w) * w * k + o % w           // B[kk, o] at column[kk·16]
+                    let scale = Double(outputScale?[o] ?? 1)
                     let target = out + (o / w) * w * ci + o % w             // U_ξ[c, o] at target[ξ·stride + c·16]
                     for c in 0..<ci {
-                        for tap in 0..<9 { kernel[tap] = Double(column[(tap * ci + c) * w]) }
+                        for tap in 0..<9 { kernel[tap] = Double(source[(tap * ci + c) * co + o]) * scale }
                         for a in 0..<alpha {
                             for s in 0..<3 {
                                 left[a * 3 + s] = g[a][0] * kernel[s] + g[a][1] * kernel[3 + s] + g[a][2] * kernel[6 + s]
@@ -215,9 +204,7 @@ extension Convolution2D {
     func runWinograd(tile m: Int, _ source: UnsafePointer<Float>, batch n: Int, geometry g: WindowGeometry,
                      into output: UnsafeMutablePointer<Float>, channelStride: Int) {
         let ci = inputChannels, co = outputChannels
-        let u = winograd!.weights(tile: m) {
-            WinogradWeights(tile: m, packed: weights, inputChannels: ci, outputChannels: co)
-        }
+        let u = winograd!.weights(tile: m) { WinogradWeights(tile: m, hwio: store.hwio, outputScale: store.outputScale) }
         let alpha = m + 2, a2 = alpha * alpha
         let tilesY = (g.outputHeight + m - 1) / m, tilesX = (g.outputWidth + m - 1) / m
         let tiles = n * tilesY * tilesX

@@ -356,8 +356,9 @@ public final class InceptionModel: @unchecked Sendable {
         return Ops.relu(normalized)
     }
 
-    /// Inference convolutions with batch norm folded into weights and bias, packed once and cached
-    /// until the variables change.
+    /// Inference convolutions with batch norm folded into weights (as a per-channel scale, applied
+    /// when the weights are packed) and bias, cached until the variables change. They share the
+    /// variables' storage; the packed forms are made on first use (see ``Convolution2D``).
     private func inferenceConvolutions() -> [String: Convolution2D] {
         lock.lock(); defer { lock.unlock() }
         if let compiled { return compiled }
@@ -365,8 +366,7 @@ public final class InceptionModel: @unchecked Sendable {
         var all = layers.flatMap { $0.convolutions(scope: network.scope) }
         if hasHead && options.numClasses > 0 { all.append((logitsPath, Window2D(1), true)) }
         for (path, window, fullyConnected) in all {
-            var weights = variables[path + "/weights"]!
-            let co = weights.shape[3]
+            let weights = variables[path + "/weights"]!
             let isLogits = path == logitsPath
             if fullyConnected || !options.useBatchNorm {
                 convs[path] = Convolution2D(weights: weights, bias: variables[path + "/biases"]!.scalars,
@@ -378,8 +378,7 @@ public final class InceptionModel: @unchecked Sendable {
                 variance: variables[path + "/BatchNorm/moving_variance"]!.scalars,
                 beta: variables[path + "/BatchNorm/beta"]!.scalars,
                 gamma: variables[path + "/BatchNorm/gamma"]?.scalars, epsilon: options.batchNormEpsilon)
-            for i in 0..<weights.count { weights.scalars[i] *= scale[i % co] }
-            convs[path] = Convolution2D(weights: weights, bias: shift, stride: window.strideHeight,
+            convs[path] = Convolution2D(weights: weights, outputScale: scale, bias: shift, stride: window.strideHeight,
                                         padding: window.padding, relu: true)
         }
         compiled = convs

@@ -9,6 +9,9 @@ final class InferencePlan {
     struct Value {
         let slot: Int
         let shape: [Int]
+        /// Inside an ``Step/eachImage(count:steps:)`` loop: the value is one image (`shape[0]` = 1)
+        /// of a batch buffer, at an offset of `image · count` floats in its slot.
+        var perImage = false
         var count: Int { shape.reduce(1, *) }
     }
 
@@ -20,6 +23,8 @@ final class InferencePlan {
         case softmax(input: Value, output: Value)
         /// Copy a value out as a named endpoint (only the endpoints the caller asked for).
         case emit(String, Value)
+        /// Runs `steps` once per image of the batch (see ``planEachImage(_:scope:input:convolutions:)``).
+        indirect case eachImage(count: Int, steps: [Step])
     }
 
     let inputShape: [Int]
@@ -34,6 +39,22 @@ final class InferencePlan {
          keep: (String) -> Bool) {
         self.inputShape = inputShape
         var x = Value(slot: -1, shape: inputShape)
+        var layers = layers[...]
+        // The large early layers run image by image when none of their endpoints is wanted (see
+        // planEachImage): those whose input has at least 28×28 pixels, up to the last that is not
+        // an Inception block (its output is the batch buffer the rest of the network reads).
+        var stem: [Layer] = []
+        var shape = inputShape
+        for layer in layers {
+            guard shape[1] * shape[2] >= 784 else { break }
+            stem.append(layer)
+            shape = Self.shape(after: [layer], scope: scope, input: shape, convolutions: convolutions)
+        }
+        while let last = stem.last, case .mixed = last { stem.removeLast() }
+        if inputShape[0] > 1, !stem.isEmpty, !stem.contains(where: { keep($0.name) }) {
+            x = planEachImage(Array(stem), scope: scope, input: x, convolutions: convolutions)
+            layers = layers.dropFirst(stem.count)
+        }
         for layer in layers {
             let y = plan(layer, scope: scope, input: x, convolutions: convolutions)
             release(x)
@@ -84,6 +105,39 @@ final class InferencePlan {
     var bufferBytes: Int { slotSizes.reduce(0, +) * MemoryLayout<Float>.stride }
 
     // MARK: Planning
+
+    /// Plans `stem` (layers without branches) to run once per image of the batch, writing each
+    /// image's result into its place in one batch-sized buffer.
+    ///
+    /// Why: the root block's activations are the largest of the network (Conv2d_1a_7x7's output
+    /// is 112×112×64, 3.2 MB per image; Conv2d_2c_3x3's 56×56×192, 2.4 MB), so at batch 8 they
+    /// set the plan's peak memory (about 45 MB of buffers). Per image they need a tenth of that,
+    /// and they lose nothing in speed: even one image gives those convolutions thousands of
+    /// output rows (M = 12,544 and 3,136) to split over the threads.
+    private func planEachImage(_ stem: [Layer], scope: String, input: Value,
+                               convolutions: [String: Convolution2D]) -> Value {
+        let images = input.shape[0]
+        var x = Value(slot: -1, shape: [1] + input.shape.dropFirst(), perImage: true)
+        let shape = Self.shape(after: stem, scope: scope, input: x.shape, convolutions: convolutions)
+        // The batch output lives across the whole loop: it is allocated before any per-image
+        // buffer so that none of them can share its slot.
+        let batchOutput = allocate([images] + shape.dropFirst())
+        let outer = steps
+        steps = []
+        for (i, layer) in stem.enumerated() {
+            let y: Value
+            if i == stem.count - 1 {
+                y = Value(slot: batchOutput.slot, shape: shape, perImage: true)
+                append(layer, scope: scope, input: x, output: y, channelOffset: 0, convolutions: convolutions)
+            } else {
+                y = plan(layer, scope: scope, input: x, convolutions: convolutions)
+            }
+            release(x)
+            x = y
+        }
+        steps = outer + [.eachImage(count: images, steps: steps)]
+        return batchOutput
+    }
 
     private func plan(_ layer: Layer, scope: String, input: Value, convolutions: [String: Convolution2D]) -> Value {
         switch layer {
@@ -139,6 +193,24 @@ final class InferencePlan {
         }
     }
 
+    /// The output shape of `layers` run in order on `input`.
+    private static func shape(after layers: [Layer], scope: String, input: [Int], convolutions: [String: Convolution2D]) -> [Int] {
+        layers.reduce(input) { current, layer in
+            switch layer {
+            case .conv(let name, _, _): return convolutions["\(scope)/\(name)"]!.outputShape(for: current)!
+            case .maxPool(_, let window), .avgPool(_, let window): return Pooling.outputShape(window, input: current)!
+            case .mixed(let name, let branches):
+                var channels = 0, spatial = current
+                for (i, branch) in branches.enumerated() {
+                    let out = shape(after: branch, scope: "\(scope)/\(name)/Branch_\(i)", input: current, convolutions: convolutions)
+                    channels += out[3]; spatial = out
+                }
+                return [spatial[0], spatial[1], spatial[2], channels]
+            case .localResponseNorm, .adaptiveAvgPool, .fullyConnected: return current
+            }
+        }
+    }
+
     private func outputShape(_ layer: Layer, scope: String, input: [Int], convolutions: [String: Convolution2D]) -> [Int] {
         switch layer {
         case .conv(let name, _, _): return convolutions["\(scope)/\(name)"]!.outputShape(for: input)!
@@ -175,24 +247,33 @@ final class InferencePlan {
         var endpoints = Endpoints()
         input.scalars.withUnsafeBufferPointer { inputBuffer in
             let source = UnsafeMutablePointer(mutating: inputBuffer.baseAddress!)
-            func pointer(_ v: Value) -> UnsafeMutablePointer<Float> { v.slot < 0 ? source : buffers[v.slot] }
-            for step in steps {
-                switch step {
-                case .conv(let conv, let x, let y, let offset):
-                    conv.run(pointer(x), batch: x.shape[0], height: x.shape[1], width: x.shape[2],
-                             into: pointer(y) + offset, channelStride: y.shape[3])
-                case .pool(let kind, let window, let x, let y, let offset):
-                    Pooling.pool(kind, pointer(x), shape: x.shape, window, into: pointer(y) + offset, channelStride: y.shape[3])
-                case .globalAverage(let x, let y):
-                    Pooling.globalAverage(pointer(x), shape: x.shape, into: pointer(y))
-                case .localResponseNorm(let lrn, let x, let y):
-                    lrn.run(pointer(x), pixels: x.count / x.shape[3], channels: x.shape[3], into: pointer(y))
-                case .softmax(let x, let y):
-                    Ops.softmax(pointer(x), rows: x.count / x.shape.last!, classes: x.shape.last!, into: pointer(y))
-                case .emit(let name, let v):
-                    endpoints.append(name, Tensor(shape: v.shape, scalars: Array(UnsafeBufferPointer(start: pointer(v), count: v.count))))
+            var image = 0
+            func pointer(_ v: Value) -> UnsafeMutablePointer<Float> {
+                (v.slot < 0 ? source : buffers[v.slot]) + (v.perImage ? image * v.count : 0)
+            }
+            func execute(_ steps: [Step]) {
+                for step in steps {
+                    switch step {
+                    case .conv(let conv, let x, let y, let offset):
+                        conv.run(pointer(x), batch: x.shape[0], height: x.shape[1], width: x.shape[2],
+                                 into: pointer(y) + offset, channelStride: y.shape[3])
+                    case .pool(let kind, let window, let x, let y, let offset):
+                        Pooling.pool(kind, pointer(x), shape: x.shape, window, into: pointer(y) + offset, channelStride: y.shape[3])
+                    case .globalAverage(let x, let y):
+                        Pooling.globalAverage(pointer(x), shape: x.shape, into: pointer(y))
+                    case .localResponseNorm(let lrn, let x, let y):
+                        lrn.run(pointer(x), pixels: x.count / x.shape[3], channels: x.shape[3], into: pointer(y))
+                    case .softmax(let x, let y):
+                        Ops.softmax(pointer(x), rows: x.count / x.shape.last!, classes: x.shape.last!, into: pointer(y))
+                    case .emit(let name, let v):
+                        endpoints.append(name, Tensor(shape: v.shape, scalars: Array(UnsafeBufferPointer(start: pointer(v), count: v.count))))
+                    case .eachImage(let count, let body):
+                        for i in 0..<count { image = i; execute(body) }
+                        image = 0
+                    }
                 }
             }
+            execute(steps)
         }
         let out = output.slot < 0 ? input
             : Tensor(shape: output.shape, scalars: Array(UnsafeBufferPointer(start: buffers[output.slot], count: output.count)))

@@ -1,5 +1,5 @@
 import Foundation
-import InceptionCore
+@testable import InceptionCore
 import XCTest
 
 /// Winograd F(2×2, 3×3) and F(4×4, 3×3) against the seven-loop direct convolution.
@@ -149,22 +149,20 @@ final class WinogradTests: XCTestCase {
 
     /// The documented policy on Inception V1's layers at 224×224.
     func testPolicyPicksTheMeasuredVariants() {
-        func tile(_ batch: Int, _ side: Int, _ ci: Int, _ co: Int, _ mode: Winograd.Mode = .automatic) -> Int? {
-            Winograd.tileSize(batch: batch, outputHeight: side, outputWidth: side, inputChannels: ci, outputChannels: co, mode: mode)
+        func tile(_ batch: Int, _ side: Int, _ ci: Int, _ co: Int) -> Int? {
+            Winograd.tileSize(batch: batch, outputHeight: side, outputWidth: side, inputChannels: ci, outputChannels: co)
         }
         XCTAssertEqual(tile(1, 56, 64, 192), 4)       // Conv2d_2c_3x3
         XCTAssertEqual(tile(8, 28, 128, 192), 4)      // Mixed_3c Branch_1
         XCTAssertEqual(tile(1, 28, 32, 96), 4)        // Mixed_3c Branch_2
         XCTAssertNil(tile(1, 28, 16, 32))             // Mixed_3b Branch_2: too few channels
         XCTAssertEqual(tile(1, 14, 160, 320), 2)      // Mixed_4f Branch_1, batch 1
-        XCTAssertNil(tile(8, 14, 160, 320))           // ... batch 8: memory budget
-        XCTAssertEqual(tile(8, 14, 160, 320, .fastest), 4)
+        XCTAssertEqual(tile(8, 14, 160, 320), 4)      // ... batch 8
         XCTAssertNil(tile(1, 14, 32, 128))            // Mixed_4f Branch_2
         XCTAssertNil(tile(1, 7, 192, 384))            // Mixed_5c Branch_1, batch 1: 16 tiles
-        XCTAssertNil(tile(1, 7, 192, 384, .fastest))
-        XCTAssertEqual(tile(4, 7, 192, 384, .fastest), 2)
-        XCTAssertEqual(tile(8, 7, 192, 384, .fastest), 4)
-        XCTAssertNil(tile(8, 7, 48, 128, .fastest))   // Mixed_5c Branch_2
+        XCTAssertEqual(tile(4, 7, 192, 384), 2)
+        XCTAssertEqual(tile(8, 7, 192, 384), 4)
+        XCTAssertNil(tile(8, 7, 48, 128))             // Mixed_5c Branch_2
     }
 
     /// The mode switch: off is exactly the direct path; forcing a tile size is exactly that
@@ -188,11 +186,8 @@ final class WinogradTests: XCTestCase {
         XCTAssertEqual(conv(input).scalars, direct.scalars)
         Winograd.mode = .f4
         XCTAssertEqual(run(conv, input, c, .automatic).scalars, f4.scalars)
-        // 14×14 at batch 2 is 392 pixels (CI·CO 10240): direct under the memory-capped default,
-        // F(4×4) when fastest.
+        // 14×14 at batch 2 is 392 pixels (CI·CO 10240): F(4×4) by default.
         Winograd.mode = .automatic
-        XCTAssertEqual(run(conv, input, c, .automatic).scalars, direct.scalars)
-        Winograd.mode = .fastest
         XCTAssertEqual(run(conv, input, c, .automatic).scalars, f4.scalars)
         // Other windows ignore the Winograd request.
         let strided = Convolution2D(weights: weights, bias: nil, stride: 2, relu: false)
@@ -271,6 +266,41 @@ final class WinogradBenchmarkTests: XCTestCase {
             }
             print(String(format: "batch %d total: direct %.1f us, F2 %.1f us, F4 %.1f us, best of each %.1f us", batch,
                          totals[0], totals[1], totals[2], totals[3]))
+        }
+    }
+}
+
+/// Convolution weights are kept as given and each packed form is made on first use.
+final class ConvolutionWeightFormTests: XCTestCase {
+    func makeCase(seed: UInt64) -> (input: Tensor, weights: Tensor, scale: [Float]) {
+        var rng = SeededGenerator(seed: seed)
+        let input = Tensor(shape: [1, 14, 14, 32], scalars: (0..<(14 * 14 * 32)).map { _ in rng.truncatedNormal() })
+        let weights = Tensor(shape: [3, 3, 32, 40], scalars: (0..<(9 * 32 * 40)).map { _ in rng.truncatedNormal() })
+        return (input, weights, (0..<40).map { _ in Float.random(in: 0.5...2, using: &rng) })
+    }
+
+    /// A layer that only ever runs as Winograd (most 3×3 layers of an inference model) never
+    /// holds its packed direct weights: that copy would be memory for nothing.
+    func testWinogradOnlyConvolutionNeverPacksTheDirectWeights() {
+        let (input, weights, _) = makeCase(seed: 1)
+        let conv = Convolution2D(weights: weights, bias: nil, relu: false)
+        _ = conv(input, algorithm: .winograd(tile: 4))
+        XCTAssertFalse(conv.store.hasPackedDirect)
+        _ = conv(input, algorithm: .direct)
+        XCTAssertTrue(conv.store.hasPackedDirect)
+    }
+
+    /// An output scale (a folded batch norm) is the same as scaling the weights' output channels,
+    /// on the direct and both Winograd paths.
+    func testOutputScaleEqualsScaledWeights() {
+        let (input, weights, scale) = makeCase(seed: 2)
+        var scaled = weights
+        for i in 0..<scaled.count { scaled.scalars[i] *= scale[i % 40] }
+        let withScale = Convolution2D(weights: weights, outputScale: scale, bias: nil, relu: true)
+        let prescaled = Convolution2D(weights: scaled, bias: nil, relu: true)
+        for algorithm in [Convolution2D.Algorithm.direct, .winograd(tile: 2), .winograd(tile: 4)] {
+            let a = withScale(input, algorithm: algorithm), b = prescaled(input, algorithm: algorithm)
+            XCTAssertLessThanOrEqual(a.maxAbsDifference(b), 1e-5 * max(1, b.maxAbs), "\(algorithm)")
         }
     }
 }

@@ -44,6 +44,10 @@ ptrdiff_t ik_packed_count(ptrdiff_t k, ptrdiff_t n);
 
 /* Packs the row-major K×N matrix b (row stride ldb ≥ n) into packed (ik_packed_count floats). */
 void ik_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, float *packed);
+/* The same with column j multiplied by column_scale[j] as it is packed (a batch norm folded into
+ * a convolution's output channels without a scaled copy of the weights); NULL scales nothing. */
+void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, const float *column_scale,
+                    float *packed);
 
 /* Computes rows 0..<m of C for the columns of panels panel_begin..<panel_end (clipped to n):
  * C[i, j] = relu?(Σ_k a[i·lda + k] · B[k, j] + bias[j]). bias may be NULL; relu is 0 or 1.
@@ -87,16 +91,13 @@ typedef struct {
 
 /* Where the inference path uses Winograd (values of ik_winograd_mode; Winograd.Mode in Swift):
  *   IK_WINOGRAD_OFF        never (direct convolution everywhere),
- *   IK_WINOGRAD_AUTOMATIC  where it measured faster, within the memory budget (the default),
- *   IK_WINOGRAD_FASTEST    where it measured faster, whatever the transformed weights cost,
+ *   IK_WINOGRAD_AUTOMATIC  where it measured faster (the default),
  *   IK_WINOGRAD_F2 / _F4   F(2×2, 3×3) / F(4×4, 3×3) on every 3×3 stride-1 convolution.
- * The environment variable INCEPTION_WINOGRAD=0|fastest|2|4 (read once; anything else:
- * automatic) sets the initial mode; ik_winograd_set_mode changes it (not while a convolution
- * runs). */
+ * The environment variable INCEPTION_WINOGRAD=0|2|4 (read once; anything else: automatic) sets
+ * the initial mode; ik_winograd_set_mode changes it (not while a convolution runs). */
 #define IK_WINOGRAD_OFF 0
 #define IK_WINOGRAD_AUTOMATIC 1
 #define IK_WINOGRAD_F2 2
-#define IK_WINOGRAD_FASTEST 3
 #define IK_WINOGRAD_F4 4
 int ik_winograd_mode(void);
 void ik_winograd_set_mode(int mode);
