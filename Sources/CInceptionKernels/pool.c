@@ -31,14 +31,14 @@ IK_POOL_INLINE ik_v16 max16(ik_v16 a, ik_v16 b) {
 /* `lanes` × 16 channels starting at `ch` of one output pixel whose window covers input rows
  * y0..<y1 and columns x0..<x1 of `image`. `lanes` is a compile-time constant at each call. */
 IK_POOL_INLINE void pool_lanes(const int lanes, const int average, const float *image, ptrdiff_t w,
-                               ptrdiff_t c, ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t x0, ptrdiff_t x1,
+                               ptrdiff_t ps, ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t x0, ptrdiff_t x1,
                                ptrdiff_t ch, float scale, float *out) {
     ik_v16 acc[4];
-    const float *first = image + (y0 * w + x0) * c + ch;
+    const float *first = image + (y0 * w + x0) * ps + ch;
     for (int l = 0; l < lanes; l++) acc[l] = load16(first + 16 * l);
     for (ptrdiff_t y = y0; y < y1; y++) {
         for (ptrdiff_t x = y == y0 ? x0 + 1 : x0; x < x1; x++) {
-            const float *tap = image + (y * w + x) * c + ch;
+            const float *tap = image + (y * w + x) * ps + ch;
             for (int l = 0; l < lanes; l++)
                 acc[l] = average ? acc[l] + load16(tap + 16 * l) : max16(acc[l], load16(tap + 16 * l));
         }
@@ -48,11 +48,12 @@ IK_POOL_INLINE void pool_lanes(const int lanes, const int average, const float *
 
 IK_POOL_INLINE void pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_t row_end) {
     const ptrdiff_t h = p->height, w = p->width, c = p->channels;
+    const ptrdiff_t ps = p->input_stride > 0 ? p->input_stride : c;  /* floats from pixel to pixel */
     const ptrdiff_t oh = p->out_height, ow = p->out_width;
     const int average = p->average;
     for (ptrdiff_t row = row_begin; row < row_end; row++) {
         const ptrdiff_t b = row / oh, oy = row % oh;
-        const float *image = p->input + b * h * w * c;
+        const float *image = p->input + b * h * w * ps;
         const ptrdiff_t top = oy * p->stride_h - p->pad_top;
         const ptrdiff_t y0 = top > 0 ? top : 0, y1 = top + p->kernel_h < h ? top + p->kernel_h : h;
         float *out_row = p->output + row * ow * p->channel_stride;
@@ -64,23 +65,113 @@ IK_POOL_INLINE void pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_
             const float scale = 1.0f / (float)((y1 - y0) * (x1 - x0));
             ptrdiff_t ch = 0;
             if (average) {
-                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 1, image, w, c, y0, y1, x0, x1, ch, scale, out);
-                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 1, image, w, c, y0, y1, x0, x1, ch, scale, out);
+                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 1, image, w, ps, y0, y1, x0, x1, ch, scale, out);
+                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 1, image, w, ps, y0, y1, x0, x1, ch, scale, out);
             } else {
-                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 0, image, w, c, y0, y1, x0, x1, ch, scale, out);
-                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 0, image, w, c, y0, y1, x0, x1, ch, scale, out);
+                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out);
+                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out);
             }
             /* Channel counts that are not a multiple of 16 (the 3-channel input, odd test shapes). */
             for (; ch < c; ch++) {
-                float acc = image[(y0 * w + x0) * c + ch];
+                float acc = image[(y0 * w + x0) * ps + ch];
                 for (ptrdiff_t y = y0; y < y1; y++)
                     for (ptrdiff_t x = y == y0 ? x0 + 1 : x0; x < x1; x++) {
-                        const float v = image[(y * w + x) * c + ch];
+                        const float v = image[(y * w + x) * ps + ch];
                         acc = average ? acc + v : (v > acc ? v : acc);
                     }
                 out[ch] = average ? acc * scale : acc;
             }
         }
+    }
+}
+
+/* ---- Max pooling's input gradient ----
+ *
+ * For one output pixel and `lanes` × 16 channels from `ch`: the window's maximum (the forward
+ * value: read from Y when the caller still has it, else recomputed from X), then dY goes to the
+ * first window position, in row-major order, that holds it (TF's CPU MaxPoolGrad on ties).
+ * `taken` marks the channels already served. Every step is a whole-vector compare or select. */
+IK_POOL_INLINE void max_grad_lanes(const int lanes, const ik_max_pool_grad *p, const float *x_image, float *dx_image,
+                                   const float *y_pixel, const float *dy_pixel, ptrdiff_t ch,
+                                   ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t x0, ptrdiff_t x1) {
+    const ptrdiff_t w = p->width, xs = p->input_stride, ds = p->dx_stride;
+    ik_v16 best[4], grad[4];
+    ik_i16 taken[4];
+    for (int l = 0; l < lanes; l++) {
+        grad[l] = load16(dy_pixel + ch + 16 * l);
+        taken[l] = (ik_i16){ 0 };
+        if (y_pixel) best[l] = load16(y_pixel + ch + 16 * l);
+        else best[l] = load16(x_image + (y0 * w + x0) * xs + ch + 16 * l);
+    }
+    if (!y_pixel)
+        for (ptrdiff_t y = y0; y < y1; y++)
+            for (ptrdiff_t x = y == y0 ? x0 + 1 : x0; x < x1; x++)
+                for (int l = 0; l < lanes; l++) best[l] = max16(best[l], load16(x_image + (y * w + x) * xs + ch + 16 * l));
+    for (ptrdiff_t y = y0; y < y1; y++)
+        for (ptrdiff_t x = x0; x < x1; x++) {
+            const float *src = x_image + (y * w + x) * xs + ch;
+            float *dst = dx_image + (y * w + x) * ds + ch;
+            for (int l = 0; l < lanes; l++) {
+                const ik_i16 hit = (load16(src + 16 * l) == best[l]) & ~taken[l];
+                taken[l] |= hit;
+                store16(dst + 16 * l, load16(dst + 16 * l) + (ik_v16)((ik_i16)grad[l] & hit));
+            }
+        }
+}
+
+IK_POOL_INLINE void max_grad_block(const ik_max_pool_grad *p, ptrdiff_t b, ptrdiff_t c0, ptrdiff_t c1) {
+    const ptrdiff_t h = p->height, w = p->width, oh = p->out_height, ow = p->out_width;
+    const float *x_image = p->input + b * h * w * p->input_stride;
+    float *dx_image = p->dx + b * h * w * p->dx_stride;
+    for (ptrdiff_t oy = 0; oy < oh; oy++) {
+        const ptrdiff_t top = oy * p->stride_h - p->pad_top;
+        const ptrdiff_t y0 = top > 0 ? top : 0, y1 = top + p->kernel_h < h ? top + p->kernel_h : h;
+        for (ptrdiff_t ox = 0; ox < ow; ox++) {
+            const ptrdiff_t left = ox * p->stride_w - p->pad_left;
+            const ptrdiff_t x0 = left > 0 ? left : 0, x1 = left + p->kernel_w < w ? left + p->kernel_w : w;
+            if (y0 >= y1 || x0 >= x1) continue;
+            const ptrdiff_t o = (b * oh + oy) * ow + ox;
+            const float *y_pixel = p->output ? p->output + o * p->output_stride : NULL;
+            const float *dy_pixel = p->grad + o * p->grad_stride;
+            ptrdiff_t ch = c0;
+            for (; ch + 64 <= c1; ch += 64) max_grad_lanes(4, p, x_image, dx_image, y_pixel, dy_pixel, ch, y0, y1, x0, x1);
+            for (; ch + 16 <= c1; ch += 16) max_grad_lanes(1, p, x_image, dx_image, y_pixel, dy_pixel, ch, y0, y1, x0, x1);
+            for (; ch < c1; ch++) {
+                float best = y_pixel ? y_pixel[ch] : x_image[(y0 * w + x0) * p->input_stride + ch];
+                if (!y_pixel)
+                    for (ptrdiff_t y = y0; y < y1; y++)
+                        for (ptrdiff_t x = x0; x < x1; x++) {
+                            const float v = x_image[(y * w + x) * p->input_stride + ch];
+                            if (v > best) best = v;
+                        }
+                int taken = 0;
+                for (ptrdiff_t y = y0; y < y1 && !taken; y++)
+                    for (ptrdiff_t x = x0; x < x1 && !taken; x++)
+                        if (x_image[(y * w + x) * p->input_stride + ch] == best) {
+                            dx_image[(y * w + x) * p->dx_stride + ch] += dy_pixel[ch];
+                            taken = 1;
+                        }
+            }
+        }
+    }
+}
+
+static void max_grad_portable(const ik_max_pool_grad *p, ptrdiff_t b, ptrdiff_t c0, ptrdiff_t c1) { max_grad_block(p, b, c0, c1); }
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma")))
+static void max_grad_avx2(const ik_max_pool_grad *p, ptrdiff_t b, ptrdiff_t c0, ptrdiff_t c1) { max_grad_block(p, b, c0, c1); }
+__attribute__((target("avx512f")))
+static void max_grad_avx512(const ik_max_pool_grad *p, ptrdiff_t b, ptrdiff_t c0, ptrdiff_t c1) { max_grad_block(p, b, c0, c1); }
+#endif
+
+void ik_max_pool_backward(const ik_max_pool_grad *p, ptrdiff_t image, ptrdiff_t c0, ptrdiff_t c1) {
+    if (c0 >= c1) return;
+    switch (ik_gemm_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case IK_ISA_AVX512: max_grad_avx512(p, image, c0, c1); return;
+    case IK_ISA_AVX2: max_grad_avx2(p, image, c0, c1); return;
+#endif
+    default: max_grad_portable(p, image, c0, c1); return;
     }
 }
 

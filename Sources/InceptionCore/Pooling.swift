@@ -47,7 +47,7 @@ public enum Pooling {
         precondition(channelStride >= c)
         let rows = n * g.outputHeight
         let desc = ik_pooling(
-            input: source, height: h, width: w, channels: c,
+            input: source, input_stride: c, height: h, width: w, channels: c,
             kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
             stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
             out_height: g.outputHeight, out_width: g.outputWidth,

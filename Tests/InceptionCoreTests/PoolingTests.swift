@@ -84,6 +84,87 @@ final class PoolingKernelTests: XCTestCase {
         }
     }
 
+    /// Max pooling's input gradient (`pool.c`) against a per-element reference, on every
+    /// instruction set: inputs rounded to a few values so windows hold ties (the gradient must go
+    /// to the first maximum in row-major window order only), slabs with pixel strides wider than
+    /// their channels, the forward output given or recomputed, and accumulation into dX.
+    func testMaxPoolGradientKernelMatchesThePlainDefinitionOnEveryInstructionSet() {
+        let windows: [Window2D] = [
+            Window2D(3, stride: 1), Window2D(3, stride: 2), Window2D(2, stride: 2),
+            Window2D(kernel: (3, 3), stride: (2, 2), padding: .symmetricCeil(0)),
+        ]
+        var rng = SeededGenerator(seed: 9)
+        let savedKernel = GEMM.kernel
+        defer { GEMM.kernel = savedKernel }
+        for kernel in GEMM.Kernel.allCases where GEMM.isSupported(kernel) {
+            GEMM.kernel = kernel
+            for channels in [3, 16, 83, 130] {
+                let (n, h, w) = (2, 9, 7)
+                let x = (0..<(n * h * w * channels)).map { _ in Float(Int.random(in: -2...2, using: &rng)) }
+                for window in windows {
+                    let g = window.geometry(inputHeight: h, inputWidth: w)!
+                    let outPixels = n * g.outputHeight * g.outputWidth
+                    let dy = (0..<(outPixels * channels)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let y = Self.reference(.max, Tensor(shape: [n, h, w, channels], scalars: x), window)
+                    let start = (0..<(n * h * w * channels)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    var expected = start
+                    Self.referenceMaxGradient(x: x, dy: dy, shape: [n, h, w, channels], window: window, into: &expected)
+                    for giveOutput in [false, true] {
+                        // Every slab with a pixel stride of channels + 5.
+                        let stride = channels + 5
+                        func widened(_ a: [Float], _ pixels: Int) -> [Float] {
+                            var out = [Float](repeating: .nan, count: pixels * stride)
+                            for p in 0..<pixels { for c in 0..<channels { out[p * stride + c] = a[p * channels + c] } }
+                            return out
+                        }
+                        var xs = widened(x, n * h * w), dys = widened(dy, outPixels), ys = widened(y, outPixels)
+                        var dxs = widened(start, n * h * w)
+                        xs.withUnsafeMutableBufferPointer { xp in dys.withUnsafeMutableBufferPointer { dyp in
+                            ys.withUnsafeMutableBufferPointer { yp in dxs.withUnsafeMutableBufferPointer { dxp in
+                                let slab = { (p: UnsafeMutableBufferPointer<Float>, hh: Int, ww: Int) in
+                                    ActivationSlab(base: p.baseAddress!, batch: n, height: hh, width: ww, channels: channels, stride: stride)
+                                }
+                                PoolingGradient.maxPoolInputGradient(
+                                    input: slab(xp, h, w), outputGradient: slab(dyp, g.outputHeight, g.outputWidth), window: window,
+                                    into: slab(dxp, h, w), accumulate: true,
+                                    output: giveOutput ? slab(yp, g.outputHeight, g.outputWidth) : nil)
+                            } }
+                        } }
+                        var worst: Float = 0
+                        for p in 0..<(n * h * w) {
+                            for c in 0..<channels { worst = max(worst, abs(dxs[p * stride + c] - expected[p * channels + c])) }
+                        }
+                        XCTAssertLessThanOrEqual(worst, 1e-6, "\(kernel) \(window) C=\(channels) output given: \(giveOutput)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds each dY to the first position of its window (row-major) holding the window's maximum.
+    static func referenceMaxGradient(x: [Float], dy: [Float], shape: [Int], window: Window2D, into dx: inout [Float]) {
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        let g = window.geometry(inputHeight: h, inputWidth: w)!
+        for b in 0..<n {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    for ch in 0..<c {
+                        var best = -Float.infinity, at = -1
+                        for ky in 0..<window.kernelHeight {
+                            for kx in 0..<window.kernelWidth {
+                                let y = oy * window.strideHeight - g.padTop + ky, xx = ox * window.strideWidth - g.padLeft + kx
+                                guard y >= 0 && y < h && xx >= 0 && xx < w else { continue }
+                                let i = ((b * h + y) * w + xx) * c + ch
+                                if x[i] > best { best = x[i]; at = i }
+                            }
+                        }
+                        dx[at] += dy[((b * g.outputHeight + oy) * g.outputWidth + ox) * c + ch]
+                    }
+                }
+            }
+        }
+    }
+
     /// Max or mean over the real pixels under each window, one output element at a time.
     static func reference(_ kind: Pooling.Kind, _ input: Tensor, _ window: Window2D) -> [Float] {
         let (n, h, w, c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])

@@ -124,6 +124,7 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
  * output[p·channel_stride + c]. A window with no real pixel gives 0. */
 typedef struct {
     const float *input;
+    ptrdiff_t input_stride;         /* floats from one input pixel to the next; 0: channels */
     ptrdiff_t height, width, channels;
     ptrdiff_t kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
     ptrdiff_t out_height, out_width;
@@ -134,6 +135,25 @@ typedef struct {
 
 /* Computes output rows row_begin ..< row_end. Thread-safe for disjoint row ranges. */
 void ik_pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_t row_end);
+
+/* The input gradient of max pooling: dY of each output pixel is added to dX at the first
+ * position of its window, in row-major order, whose X equals the window's maximum (TF's CPU
+ * MaxPoolGrad on ties). The maximum is read from Y (`output`, the forward result) when given,
+ * else recomputed from X. Every tensor is NHWC with its own pixel stride; the geometry fields
+ * mean what they mean in ik_pooling. */
+typedef struct {
+    const float *input; ptrdiff_t input_stride;     /* X */
+    const float *output; ptrdiff_t output_stride;   /* Y, or NULL */
+    const float *grad; ptrdiff_t grad_stride;       /* dY */
+    float *dx; ptrdiff_t dx_stride;                 /* dX, added to */
+    ptrdiff_t height, width;
+    ptrdiff_t kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
+    ptrdiff_t out_height, out_width;
+} ik_max_pool_grad;
+
+/* Channels c0 ..< c1 of one image. Thread-safe for disjoint (image, channel range) pairs, whatever
+ * the window overlap. */
+void ik_max_pool_backward(const ik_max_pool_grad *p, ptrdiff_t image, ptrdiff_t c0, ptrdiff_t c1);
 
 /* ---- Thread pool (parallel.c) ---- */
 

@@ -1,3 +1,4 @@
+import CInceptionKernels
 import Foundation
 
 /// Pooling on ``ActivationSlab``s and its gradients (TF semantics).
@@ -21,32 +22,16 @@ public enum PoolingGradient {
         }
         precondition(y.batch == x.batch && y.height == g.outputHeight && y.width == g.outputWidth && y.channels == x.channels)
         let rows = y.batch * y.height
-        let c = x.channels
+        let desc = ik_pooling(
+            input: x.base, input_stride: x.stride, height: x.height, width: x.width, channels: x.channels,
+            kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
+            stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
+            out_height: g.outputHeight, out_width: g.outputWidth,
+            output: y.base, channel_stride: y.stride, average: kind == .average ? 1 : 0)
         let perTask = max(1, (rows + 4 * Parallel.threadCount - 1) / (4 * Parallel.threadCount))
-        Parallel.forEach(count: (rows + perTask - 1) / perTask) { part in
-            for r in (part * perTask)..<min(rows, (part + 1) * perTask) {
-                let b = r / g.outputHeight, oy = r % g.outputHeight
-                let y0 = max(oy * window.strideHeight - g.padTop, 0)
-                let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, x.height)
-                for ox in 0..<g.outputWidth {
-                    let x0 = max(ox * window.strideWidth - g.padLeft, 0)
-                    let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, x.width)
-                    let dst = y.row((b * g.outputHeight + oy) * g.outputWidth + ox)
-                    dst.update(from: x.row((b * x.height + y0) * x.width + x0), count: c)
-                    for iy in y0..<y1 {
-                        for ix in x0..<x1 where iy != y0 || ix != x0 {
-                            let src = x.row((b * x.height + iy) * x.width + ix)
-                            switch kind {
-                            case .max: for i in 0..<c { dst[i] = max(dst[i], src[i]) }
-                            case .average: for i in 0..<c { dst[i] += src[i] }
-                            }
-                        }
-                    }
-                    if kind == .average {
-                        let count = Float((y1 - y0) * (x1 - x0))
-                        for i in 0..<c { dst[i] /= count }
-                    }
-                }
+        withUnsafePointer(to: desc) { p in
+            Parallel.forEach(count: (rows + perTask - 1) / perTask) { part in
+                ik_pool_rows(p, part * perTask, min(rows, (part + 1) * perTask))
             }
         }
     }
@@ -59,59 +44,18 @@ public enum PoolingGradient {
         precondition(dx.batch == x.batch && dx.height == x.height && dx.width == x.width && dx.channels == x.channels)
         precondition(dy.batch == x.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == x.channels)
         if !accumulate { dx.fill(0) }
+        let desc = ik_max_pool_grad(
+            input: x.base, input_stride: x.stride, output: output?.base, output_stride: output?.stride ?? 0,
+            grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
+            height: x.height, width: x.width, kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
+            stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
+            out_height: g.outputHeight, out_width: g.outputWidth)
+        // The kernel is C (`pool.c`), vectorised for the active instruction set like the forward.
         let blocks = ChannelBlocks(channels: x.channels, images: x.batch)
-        Parallel.forEach(count: blocks.tasks) { task in
-            let (b, c0, c1) = blocks.task(task)
-            let width = c1 - c0, w8 = width / 8 * 8
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * width) { tmp in
-                let best = tmp.baseAddress!, taken = best + width
-                let zero = SIMD8<Float>(repeating: 0), one = SIMD8<Float>(repeating: 1)
-                for oy in 0..<g.outputHeight {
-                    let y0 = max(oy * window.strideHeight - g.padTop, 0)
-                    let y1 = min(oy * window.strideHeight - g.padTop + window.kernelHeight, x.height)
-                    for ox in 0..<g.outputWidth {
-                        let x0 = max(ox * window.strideWidth - g.padLeft, 0)
-                        let x1 = min(ox * window.strideWidth - g.padLeft + window.kernelWidth, x.width)
-                        // The window's maximum (the forward value), channel by channel.
-                        if let output {
-                            best.update(from: output.row((b * g.outputHeight + oy) * g.outputWidth + ox) + c0, count: width)
-                        } else {
-                        best.update(from: x.row((b * x.height + y0) * x.width + x0) + c0, count: width)
-                        for iy in y0..<y1 {
-                            for ix in x0..<x1 where iy != y0 || ix != x0 {
-                                let src = UnsafePointer(x.row((b * x.height + iy) * x.width + ix) + c0)
-                                var i = 0
-                                while i < w8 {
-                                    let v = load8(src + i), m = load8(best + i)
-                                    store8(m.replacing(with: v, where: v .> m), best + i)
-                                    i += 8
-                                }
-                                while i < width { if src[i] > best[i] { best[i] = src[i] }; i += 1 }
-                            }
-                        }
-                        }
-                        // The first position in window order holding it takes the gradient.
-                        taken.update(repeating: 0, count: width)
-                        let grad = UnsafePointer(dy.row((b * g.outputHeight + oy) * g.outputWidth + ox) + c0)
-                        for iy in y0..<y1 {
-                            for ix in x0..<x1 {
-                                let p = (b * x.height + iy) * x.width + ix
-                                let src = UnsafePointer(x.row(p) + c0), dst = dx.row(p) + c0
-                                var i = 0
-                                while i < w8 {
-                                    let hit = (load8(src + i) .== load8(best + i)) .& (load8(taken + i) .== zero)
-                                    store8(load8(dst + i) + zero.replacing(with: load8(grad + i), where: hit), dst + i)
-                                    store8(load8(taken + i).replacing(with: one, where: hit), taken + i)
-                                    i += 8
-                                }
-                                while i < width {
-                                    if taken[i] == 0 && src[i] == best[i] { dst[i] += grad[i]; taken[i] = 1 }
-                                    i += 1
-                                }
-                            }
-                        }
-                    }
-                }
+        withUnsafePointer(to: desc) { p in
+            Parallel.forEach(count: blocks.tasks) { task in
+                let (b, c0, c1) = blocks.task(task)
+                ik_max_pool_backward(p, b, c0, c1)
             }
         }
     }
