@@ -118,3 +118,16 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
         output_transform(w, scratch, ldm, mstride, t0, count, j0, j1 - j0);
     }
 }
+
+void ik_winograd_weights(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
+                         float *u, ptrdiff_t weight_stride) {
+    if (ci <= 0 || co <= 0) return;
+    const int t = m == 2 ? 2 : 4;
+    switch (ik_gemm_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case IK_ISA_AVX512: ik_wg_weights_avx512(t, hwio, ci, co, scale, u, weight_stride); return;
+    case IK_ISA_AVX2: ik_wg_weights_avx2(t, hwio, ci, co, scale, u, weight_stride); return;
+#endif
+    default: ik_wg_weights_portable(t, hwio, ci, co, scale, u, weight_stride); return;
+    }
+}

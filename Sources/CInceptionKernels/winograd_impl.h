@@ -100,16 +100,17 @@ IK_WG_FN void IK_WG_NAME(ik_wg_input_tiles)(const ik_winograd *w, const int m, p
                                             float *v, ptrdiff_t ldv, ptrdiff_t vstride) {
     const int alpha = m + 2, a2 = alpha * alpha;
     const ptrdiff_t ci = w->in_channels, hgt = w->height, wid = w->width;
+    const ptrdiff_t ps = w->in_stride > 0 ? w->in_stride : ci;
     const ptrdiff_t per_image = w->tiles_y * w->tiles_x;
     for (ptrdiff_t i = 0; i < count; i++) {
         const ptrdiff_t t = t0 + i, image = t / per_image, r = t % per_image;
         const ptrdiff_t y0 = (r / w->tiles_x) * m - w->pad_top, x0 = (r % w->tiles_x) * m - w->pad_left;
-        const float *base = w->input + image * hgt * wid * ci;
+        const float *base = w->input + image * hgt * wid * ps;
         const float *px[36];
         for (int a = 0; a < alpha; a++)
             for (int b = 0; b < alpha; b++) {
                 const ptrdiff_t y = y0 + a, x = x0 + b;
-                px[a * alpha + b] = y >= 0 && y < hgt && x >= 0 && x < wid ? base + (y * wid + x) * ci : NULL;
+                px[a * alpha + b] = y >= 0 && y < hgt && x >= 0 && x < wid ? base + (y * wid + x) * ps : NULL;
             }
         float *row = v + i * ldv;
         for (ptrdiff_t c = 0; c < ci; c += 16) {
@@ -150,6 +151,7 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, 
             for (int a = 0; a < rows; a++)
                 for (int b = 0; b < columns; b++) {
                     ik_f16 value = y[a * m + b] + bias;
+                    if (w->accumulate) value += IK_WG_NAME(ik_wg_load)(out + (a * ow + b) * cs + c, width);
                     if (w->relu) value = __builtin_elementwise_max(value, zero);
                     IK_WG_NAME(ik_wg_store)(out + (a * ow + b) * cs + c, value, width);
                 }
@@ -168,4 +170,44 @@ IK_WG_ENTRY void IK_WG_NAME(ik_wg_output)(const ik_winograd *w, const float *x, 
                                           ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols) {
     if (w->m == 2) IK_WG_NAME(ik_wg_output_tiles)(w, 2, x, ldm, mstride, t0, count, j0, cols);
     else IK_WG_NAME(ik_wg_output_tiles)(w, 4, x, ldm, mstride, t0, count, j0, cols);
+}
+
+/* U = G g Gᵀ for 16 output channels at a time (see ik_winograd_weights). G's rows for F(2×2):
+ *   [1 0 0] [1/2 1/2 1/2] [1/2 -1/2 1/2] [0 0 1];
+ * for F(4×4): [1/4 0 0] [-1/6 -1/6 -1/6] [-1/6 1/6 -1/6] [1/24 1/12 1/6] [1/24 -1/12 1/6] [0 0 1]. */
+IK_WG_FN void IK_WG_NAME(ik_wg_g_column)(const int m, const ik_f16 *z, int s, ik_f16 *out, int os) {
+    const ik_f16 z0 = z[0], z1 = z[s], z2 = z[2 * s];
+    if (m == 2) {
+        out[0] = z0;
+        out[os] = 0.5f * (z0 + z1 + z2);
+        out[2 * os] = 0.5f * (z0 - z1 + z2);
+        out[3 * os] = z2;
+    } else {
+        const ik_f16 even = z0 + z2;
+        out[0] = 0.25f * z0;
+        out[os] = (-1.0f / 6.0f) * (even + z1);
+        out[2 * os] = (-1.0f / 6.0f) * (even - z1);
+        const ik_f16 q = (1.0f / 24.0f) * z0 + (1.0f / 6.0f) * z2;
+        out[3 * os] = q + (1.0f / 12.0f) * z1;
+        out[4 * os] = q - (1.0f / 12.0f) * z1;
+        out[5 * os] = z2;
+    }
+}
+
+IK_WG_ENTRY void IK_WG_NAME(ik_wg_weights)(const int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co,
+                                           const float *scale, float *u, ptrdiff_t weight_stride) {
+    const int alpha = m + 2;
+    const ptrdiff_t panels = (co + 15) / 16;
+    for (ptrdiff_t p = 0; p < panels; p++) {
+        const int width = co - 16 * p < 16 ? (int)(co - 16 * p) : 16;
+        const ik_f16 sc = scale ? IK_WG_NAME(ik_wg_load)(scale + 16 * p, width) : (ik_f16){ 0 } + 1.0f;
+        for (ptrdiff_t c = 0; c < ci; c++) {
+            ik_f16 g[9], left[18], out[36];  /* left[a·3 + s] = (G g)[a][s]; out[a·alpha + b] = U[a][b] */
+            for (int tap = 0; tap < 9; tap++) g[tap] = IK_WG_NAME(ik_wg_load)(hwio + (tap * ci + c) * co + 16 * p, width) * sc;
+            for (int s = 0; s < 3; s++) IK_WG_NAME(ik_wg_g_column)(m, g + s, 3, left + s, 3);
+            for (int a = 0; a < alpha; a++) IK_WG_NAME(ik_wg_g_column)(m, left + 3 * a, 1, out + a * alpha, 1);
+            float *dst = u + 16 * p * ci + 16 * c;
+            for (int k = 0; k < alpha * alpha; k++) __builtin_memcpy(dst + k * weight_stride, &out[k], sizeof(ik_f16));
+        }
+    }
 }

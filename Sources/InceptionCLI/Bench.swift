@@ -35,6 +35,8 @@ struct Bench: ParsableCommand {
     var globalPool = false
     @Flag(help: "Time training steps (RMSProp, batch-norm updates, weight decay) instead of inference.")
     var train = false
+    @Flag(help: ArgumentHelp("With --train: " + winogradTrainingHelp))
+    var winograd = false
     @Option(help: "Classes of the logits layer.")
     var numClasses = 1001
     @Flag(help: "Print one JSON object.")
@@ -103,6 +105,7 @@ struct Bench: ParsableCommand {
 extension Bench {
     /// Training steps on random data in memory: forward, backward and an RMSProp update.
     func runTraining() throws {
+        if winograd { Winograd.inTraining = true }
         var options = choice.defaults
         options.numClasses = numClasses
         options.globalPool = options.globalPool || globalPool
@@ -117,7 +120,7 @@ extension Bench {
             "ms_per_step_median": result.medianSeconds * 1000, "ms_per_step_min": times.first! * 1000,
             "ms_per_step_max": times.last! * 1000, "images_per_second": result.imagesPerSecond,
             "peak_rss_mb": peakResidentMegabytes(), "model": options.architecture.rawValue,
-            "auxiliary_classifiers": model.auxiliaryHeads.count,
+            "auxiliary_classifiers": model.auxiliaryHeads.count, "winograd": Winograd.inTraining,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))

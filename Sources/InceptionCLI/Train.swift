@@ -48,6 +48,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Skip and count unreadable images instead of stopping.") var skipBadImages = false
     @Option(help: "Random seed (data order, augmentation, initialisation, dropout).") var seed: UInt64 = 0
     @Flag(help: "Continue the run in --output-dir from its newest checkpoint.") var resume = false
+    @Flag(help: ArgumentHelp(winogradTrainingHelp)) var winograd = false
     @Option(help: "The run directory.") var outputDir: String
 
     func validate() throws {
@@ -63,6 +64,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        if winograd { Winograd.inTraining = true }
         var c = TrainingRun.Configuration(data: data)
         c.validationData = validationData
         c.validationSplit = validationSplit
@@ -175,3 +177,8 @@ struct Eval: ParsableCommand {
 }
 
 func pct(_ x: Double?) -> String { x.map { String(format: "%.1f%%", 100 * $0) } ?? "-" }
+
+/// Help for the training commands' `--winograd` flag.
+let winogradTrainingHelp = """
+    Run the 3x3 stride-1 convolutions of each step (forward and input gradient) as Winograd     F(4x4, 3x3): ~10% faster steps, but gradients further from TF-slim's (about 1e-3 relative     instead of 2e-5), so it is off by default.
+    """

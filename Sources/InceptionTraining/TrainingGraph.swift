@@ -664,11 +664,12 @@ final class ConvNode {
                 }
             }
         }
-        let packed = GEMM.pack(weights, rows: k, columns: total)
         let z = wide.slab(wide.z.pointer, columns)
         if batchNorm {
             TrainingProfile.measure(window.kernelHeight == 1 ? "fwd conv 1x1" : "fwd conv kxk") {
-                ConvolutionGradient.forward(input: x, weights: packed, window: window, bias: nil, into: z)
+                weights.withUnsafeBufferPointer {
+                    ConvolutionGradient.forward(input: x, hwio: $0.baseAddress!, window: window, bias: nil, into: z)
+                }
             }
             (mean, variance) = TrainingProfile.measure("fwd bn moments") { BatchNormTraining.moments(z) }
             beta = concatenated(graph) { $0.beta }
@@ -676,7 +677,11 @@ final class ConvNode {
                                             epsilon: epsilon)
         } else {
             let bias = concatenated(graph) { $0.biases }
-            bias.withUnsafeBufferPointer { ConvolutionGradient.forward(input: x, weights: packed, window: window, bias: $0.baseAddress, into: z) }
+            bias.withUnsafeBufferPointer { b in
+                weights.withUnsafeBufferPointer {
+                    ConvolutionGradient.forward(input: x, hwio: $0.baseAddress!, window: window, bias: b.baseAddress, into: z)
+                }
+            }
         }
         TrainingProfile.measure("fwd bn normalize+relu") { _ = graph.activation(.wide(wide, columns)) }  // while Z is in cache
     }
@@ -725,14 +730,12 @@ final class ConvNode {
             }
         }
         if propagate {
-            let wt = weights.withUnsafeBufferPointer {
-                ConvolutionGradient.packTransposedWeights($0.baseAddress!, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
-                                                          inputChannels: inputChannels, outputChannels: total)
-            }
             let dx = graph.gradient(input)
             TrainingProfile.measure(window.kernelHeight == 1 ? "bwd dX 1x1" : "bwd dX kxk") {
-                ConvolutionGradient.inputGradient(outputGradient: g, transposedWeights: wt, window: window, into: dx,
-                                                  accumulate: accumulate, workspace: graph.workspace)
+                weights.withUnsafeBufferPointer {
+                    ConvolutionGradient.inputGradient(outputGradient: g, hwio: $0.baseAddress!, window: window, into: dx,
+                                                      accumulate: accumulate, workspace: graph.workspace)
+                }
             }
         }
     }

@@ -304,3 +304,54 @@ final class ConvolutionWeightFormTests: XCTestCase {
         }
     }
 }
+
+/// Training's 3×3 stride-1 convolutions as Winograd (``Winograd/inTraining``): the forward from
+/// HWIO weights, and dX as the convolution of dZ with the turned, transposed kernel. Both against the direct path, on
+/// slabs whose pixel stride is wider than their channels, with and without accumulation.
+final class TrainingWinogradTests: XCTestCase {
+    func testForwardAndInputGradientMatchTheDirectPath() {
+        let saved = Winograd.mode, savedTraining = Winograd.inTraining
+        defer { Winograd.mode = saved; Winograd.inTraining = savedTraining }
+        Winograd.inTraining = true
+        var rng = SeededGenerator(seed: 21)
+        for (padding, h, w) in [(Padding.same, 14, 14), (.symmetric(1), 9, 11), (.same, 28, 28)] {
+            let (n, ci, co) = (2, 24, 40)
+            let window = Window2D(kernel: (3, 3), stride: (1, 1), padding: padding)
+            let g = window.geometry(inputHeight: h, inputWidth: w)!
+            let weights = (0..<(9 * ci * co)).map { _ in rng.truncatedNormal() }
+            let x = (0..<(n * h * w * (ci + 3))).map { _ in Float.random(in: -1...1, using: &rng) }
+            let dz = (0..<(n * g.outputHeight * g.outputWidth * (co + 5))).map { _ in Float.random(in: -1...1, using: &rng) }
+            let start = (0..<(n * h * w * (ci + 7))).map { _ in Float.random(in: -1...1, using: &rng) }
+            func run(_ mode: Winograd.Mode, accumulate: Bool) -> (z: [Float], dx: [Float]) {
+                Winograd.mode = mode
+                var x = x, dz = dz, dx = start
+                var z = [Float](repeating: 0, count: n * g.outputHeight * g.outputWidth * (co + 1))
+                x.withUnsafeMutableBufferPointer { xp in dz.withUnsafeMutableBufferPointer { dzp in
+                    z.withUnsafeMutableBufferPointer { zp in dx.withUnsafeMutableBufferPointer { dxp in weights.withUnsafeBufferPointer { wp in
+                        let xs = ActivationSlab(base: xp.baseAddress!, batch: n, height: h, width: w, channels: ci, stride: ci + 3)
+                        let zs = ActivationSlab(base: zp.baseAddress!, batch: n, height: g.outputHeight, width: g.outputWidth,
+                                                channels: co, stride: co + 1)
+                        let dzs = ActivationSlab(base: dzp.baseAddress!, batch: n, height: g.outputHeight, width: g.outputWidth,
+                                                 channels: co, stride: co + 5)
+                        let dxs = ActivationSlab(base: dxp.baseAddress!, batch: n, height: h, width: w, channels: ci, stride: ci + 7)
+                        ConvolutionGradient.forward(input: xs, hwio: wp.baseAddress!, window: window, bias: nil, into: zs)
+                        ConvolutionGradient.inputGradient(outputGradient: dzs, hwio: wp.baseAddress!, window: window, into: dxs,
+                                                          accumulate: accumulate)
+                    } } }
+                } }
+                return (z, dx)
+            }
+            for accumulate in [false, true] {
+                let direct = run(.off, accumulate: accumulate), f4 = run(.f4, accumulate: accumulate), f2 = run(.f2, accumulate: accumulate)
+                for (name, fast) in [("F(4x4)", f4), ("F(2x2)", f2)] {
+                    let label = "\(name) \(padding) \(h)x\(w) accumulate: \(accumulate)"
+                    // Differences relative to the largest value: Winograd's rounding, not a wrong tap.
+                    let zScale = direct.z.map(abs).max()!, dxScale = direct.dx.map(abs).max()!
+                    XCTAssertLessThanOrEqual(zip(fast.z, direct.z).map { abs($0 - $1) }.max()!, 1e-5 * zScale, "z " + label)
+                    XCTAssertLessThanOrEqual(zip(fast.dx, direct.dx).map { abs($0 - $1) }.max()!, 1e-5 * dxScale, "dx " + label)
+                    XCTAssertNotEqual(fast.dx, direct.dx, "the Winograd path ran (\(label))")
+                }
+            }
+        }
+    }
+}

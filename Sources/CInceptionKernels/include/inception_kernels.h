@@ -87,6 +87,8 @@ typedef struct {
     ptrdiff_t channel_stride;
     const float *bias;              /* out_channels values, or NULL */
     ptrdiff_t pass_panels;          /* column panels per GEMM + output-transform pass (≥ 1) */
+    ptrdiff_t in_stride;            /* floats from one input pixel to the next; 0: in_channels */
+    int accumulate;                 /* 1: add the result (bias and ReLU included) to the output */
 } ik_winograd;
 
 /* Where the inference path uses Winograd (values of ik_winograd_mode; Winograd.Mode in Swift):
@@ -101,6 +103,13 @@ typedef struct {
 #define IK_WINOGRAD_F4 4
 int ik_winograd_mode(void);
 void ik_winograd_set_mode(int mode);
+
+/* Transforms HWIO 3×3 weights (9·CI·CO floats, output channel o times scale[o] when scale is
+ * not NULL) to U = G g Gᵀ for F(m×m, 3×3): alpha² CI×CO matrices in ik_pack's layout,
+ * weight_stride (≥ ik_packed_count(CI, CO)) floats apart, zero past CO. Float arithmetic, 16
+ * output channels per vector. */
+void ik_winograd_weights(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
+                         float *u, ptrdiff_t weight_stride);
 
 /* Input transform of tiles t0 ..< t0+count: row i (tile t0+i) of matrix ξ, CI floats, goes to
  * v[ξ·vstride + i·ldv ...]. */
@@ -174,8 +183,9 @@ float *ik_thread_scratch(ptrdiff_t count);
 
 /* Independent per-thread scratch buffers: slot 0 is ik_thread_scratch's; a buffer from slot s
  * stays valid across calls for other slots (the Winograd path keeps its transformed input in
- * slot 1 while GEMM blocks use slot 0). Same contract otherwise; NULL for a bad slot. */
-#define IK_SCRATCH_SLOTS 2
+ * slot 1 while GEMM blocks use slot 0; training keeps a step's transformed weights in slot 2).
+ * Same contract otherwise; NULL for a bad slot. */
+#define IK_SCRATCH_SLOTS 3
 float *ik_thread_scratch_slot(int slot, ptrdiff_t count);
 
 #endif

@@ -42,6 +42,68 @@ public enum ConvolutionGradient {
                       b: weights, c: z.base, ldc: z.stride, bias: bias, relu: false)
     }
 
+    /// Z = conv(X, W) (+ bias) from HWIO weights `w` (KH·KW·CI·CO floats, CO = `z.channels`),
+    /// as training runs it every step: with ``Winograd/inTraining``, 3×3 stride-1 windows run as
+    /// Winograd where ``Winograd/tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:)``
+    /// picks it (the weights transformed afresh, in the calling thread's scratch: they change
+    /// every step), everything else on the packed direct path.
+    public static func forward(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
+                               bias: UnsafePointer<Float>?, into z: ActivationSlab) {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
+        }
+        let ci = x.channels, co = z.channels
+        if Winograd.inTraining, let tile = Winograd.tileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
+            let stride = ik_packed_count(ci, co), a2 = (tile + 2) * (tile + 2)
+            guard let u = ik_thread_scratch_slot(2, a2 * stride) else { fatalError("out of memory") }
+            ik_winograd_weights(Int32(tile), w, ci, co, nil, u, stride)
+            Winograd.convolve(tile: tile, weights: u, matrixStride: stride, input: x.base, inputStride: x.stride,
+                              batch: x.batch, geometry: g, inputChannels: ci, outputChannels: co,
+                              output: z.base, channelStride: z.stride, bias: bias, relu: false, accumulate: false)
+            return
+        }
+        let k = window.kernelHeight * window.kernelWidth * ci
+        let packed = GEMM.pack(UnsafeBufferPointer(start: w, count: k * co), rows: k, columns: co)
+        forward(input: x, weights: packed, window: window, bias: bias, into: z)
+    }
+
+    /// dX from dZ and HWIO weights `w` (KH·KW·CI·CO floats), as training runs it every step.
+    ///
+    /// A 3×3 stride-1 window's dX is itself a 3×3 stride-1 convolution: of dZ, with the kernel
+    /// turned by 180° and its channel axes swapped (W′[kh, kw, o, c] = W[2 − kh, 2 − kw, c, o]),
+    /// padded by 2 − pad before the first row and column. With ``Winograd/inTraining`` that runs as Winograd where
+    /// ``Winograd/tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:)`` picks
+    /// it, adding into `dx` directly when accumulating; other windows use
+    /// ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:workspace:)``.
+    public static func inputGradient(outputGradient dz: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
+                                     into dx: ActivationSlab, accumulate: Bool, workspace: Workspace? = nil) {
+        guard let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(dx.height)x\(dx.width) input")
+        }
+        let ci = dx.channels, co = dz.channels
+        let transposed = WindowGeometry(window: window, inputHeight: dz.height, inputWidth: dz.width,
+                                        outputHeight: dx.height, outputWidth: dx.width,
+                                        padTop: window.kernelHeight - 1 - g.padTop, padLeft: window.kernelWidth - 1 - g.padLeft)
+        if Winograd.inTraining, dx.pixels > 0, let tile = Winograd.tileSize(for: transposed, batch: dz.batch, inputChannels: co, outputChannels: ci) {
+            var turned = [Float](repeating: 0, count: 9 * ci * co)
+            for tap in 0..<9 {
+                let src = w + (8 - tap) * ci * co, dst = tap * co * ci
+                for c in 0..<ci { for o in 0..<co { turned[dst + o * ci + c] = src[c * co + o] } }
+            }
+            let stride = ik_packed_count(co, ci), a2 = (tile + 2) * (tile + 2)
+            guard let u = ik_thread_scratch_slot(2, a2 * stride) else { fatalError("out of memory") }
+            ik_winograd_weights(Int32(tile), turned, co, ci, nil, u, stride)
+            Winograd.convolve(tile: tile, weights: u, matrixStride: stride, input: dz.base, inputStride: dz.stride,
+                              batch: dz.batch, geometry: transposed, inputChannels: co, outputChannels: ci,
+                              output: dx.base, channelStride: dx.stride, bias: nil, relu: false, accumulate: accumulate)
+            return
+        }
+        let wt = packTransposedWeights(w, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
+                                       inputChannels: ci, outputChannels: co)
+        inputGradient(outputGradient: dz, transposedWeights: wt, window: window, into: dx, accumulate: accumulate,
+                      workspace: workspace)
+    }
+
     /// Packs HWIO weights (`w`: KH·KW·CI·CO floats) for ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``:
     /// the matrix B′[(kh·KW + kw)·CO + o, c] = W[kh, kw, c, o], (KH·KW·CO) × CI.
     public static func packTransposedWeights(_ w: UnsafePointer<Float>, kernelHeight kh: Int, kernelWidth kw: Int,
