@@ -101,10 +101,29 @@ static ik_params params_for(int isa) {
     }
 }
 
+static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                 const float *a, ptrdiff_t lda,
+                 const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                 float *c, ptrdiff_t ldc, const float *bias, int relu, int accumulate);
+
 void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
              const float *a, ptrdiff_t lda,
              const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
              float *c, ptrdiff_t ldc, const float *bias, int relu) {
+    gemm(m, k, n, a, lda, packed, panel_begin, panel_end, c, ldc, bias, relu, 0);
+}
+
+void ik_gemm_accumulate(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                        const float *a, ptrdiff_t lda,
+                        const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                        float *c, ptrdiff_t ldc) {
+    gemm(m, k, n, a, lda, packed, panel_begin, panel_end, c, ldc, NULL, 0, 1);
+}
+
+static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                 const float *a, ptrdiff_t lda,
+                 const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                 float *c, ptrdiff_t ldc, const float *bias, int relu, int accumulate) {
     const ptrdiff_t total_panels = (n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
     if (panel_end > total_panels) panel_end = total_panels;
     if (m <= 0 || panel_begin >= panel_end) return;
@@ -113,6 +132,7 @@ void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
     float *cb = c + j0;
     const float *biasb = bias ? bias + j0 : NULL;
 
+    if (k <= 0 && accumulate) return;  /* C += 0 */
     if (k <= 0) {  /* empty sum: C = relu?(bias) */
         for (ptrdiff_t i = 0; i < m; i++)
             for (ptrdiff_t j = 0; j < j1 - j0; j++) {
@@ -141,7 +161,7 @@ void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
             blk.a = a + i0 * lda + k0;
             blk.b = packed + panel_begin * blk.panel_stride + k0 * IK_PANEL_WIDTH;
             blk.bias = k0 == 0 ? biasb : NULL;
-            blk.load_c = k0 != 0;
+            blk.load_c = k0 != 0 || accumulate;
             blk.relu = relu && k0 + blk.kc >= k;
             prm.block(&blk);
         }

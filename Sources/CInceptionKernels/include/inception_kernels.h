@@ -57,6 +57,12 @@ void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
              const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
              float *c, ptrdiff_t ldc, const float *bias, int relu);
 
+/* The same product added to C: C[i, j] += Σ_k a[i·lda + k] · B[k, j] (no bias, no ReLU). */
+void ik_gemm_accumulate(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                        const float *a, ptrdiff_t lda,
+                        const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                        float *c, ptrdiff_t ldc);
+
 /* ---- Winograd F(m×m, 3×3) convolution, stride 1 (winograd.c) ----
  *
  * A 3×3 stride-1 convolution over an NHWC input, computed tile by tile: the output is cut into

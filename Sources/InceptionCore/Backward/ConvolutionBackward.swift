@@ -166,10 +166,10 @@ public enum ConvolutionGradient {
         let plan = WeightGradientPlan(m: m, k: k, co: co, threads: Parallel.threadCount)
         let ck = co * k
         let own = workspace ?? Workspace()
-        let shared = SendableMutablePointer(own.floats(2 * plan.groups * ck))  // accumulators, then temporaries
+        let shared = SendableMutablePointer(own.floats(plan.groups * ck))  // one accumulator per group
         let packer = Im2colPacker(source: x, geometry: g)
         Parallel.forEach(count: plan.groups) { group in
-            let acc = shared.pointer + group * ck, temp = shared.pointer + (plan.groups + group) * ck
+            let acc = shared.pointer + group * ck
             var first = true
             var chunk = group
             while chunk < plan.chunks {
@@ -179,11 +179,12 @@ public enum ConvolutionGradient {
                 let a = scratch + panelFloats
                 packer.pack(rows: start, count: rows, into: scratch, rowBuffer: a + co * rows)
                 transposeRows(dz, start: start, count: rows, into: a)
-                ik_gemm(co, rows, k, a, rows, scratch, 0, plan.panels, first ? acc : temp, k, nil, 0)
-                if !first {
-                    var i = 0
-                    while i + 8 <= ck { store8(load8(acc + i) + load8(temp + i), acc + i); i += 8 }
-                    while i < ck { acc[i] += temp[i]; i += 1 }
+                // The first chunk sets the group's sum, later ones add to it inside the GEMM
+                // (the kernel loads C before its epilogue: no temporary, no extra pass over co·k).
+                if first {
+                    ik_gemm(co, rows, k, a, rows, scratch, 0, plan.panels, acc, k, nil, 0)
+                } else {
+                    ik_gemm_accumulate(co, rows, k, a, rows, scratch, 0, plan.panels, acc, k)
                 }
                 first = false
                 chunk += plan.groups
