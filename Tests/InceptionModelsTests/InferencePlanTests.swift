@@ -28,6 +28,20 @@ final class InferencePlanTests: XCTestCase {
                           "plan buffers: \(perImageBytes) bytes image by image, \(wholeBatchBytes) for the whole batch")
     }
 
+    /// The same for the other two networks, whose root blocks have LRN layers (the paper's) and
+    /// ceil-mode pools (both), and whose mixed blocks differ.
+    func testImageByImageEarlyLayersForThePapersAndTorchvisionsNetworks() throws {
+        for architecture in [Architecture.googlenet, .googlenetTorchvision] {
+            var options = ModelOptions.defaults(for: architecture)
+            options.numClasses = 10
+            let model = try InceptionModel(options: options)
+            let x = batch(2)
+            let perImage = try model.forward(x, endpoints: .only(["Logits"])).output
+            let wholeBatch = try model.forward(x, endpoints: .all).output
+            XCTAssertLessThanOrEqual(perImage.maxAbsDifference(wholeBatch), 1e-5 * max(1, wholeBatch.maxAbs), "\(architecture)")
+        }
+    }
+
     /// Each image's row of the batched logits is that image's logits run alone.
     func testImagesOfABatchStayIndependent() throws {
         let model = try InceptionModel(options: ModelOptions(numClasses: 10))
