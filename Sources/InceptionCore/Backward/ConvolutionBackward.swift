@@ -54,12 +54,7 @@ public enum ConvolutionGradient {
         }
         let ci = x.channels, co = z.channels
         if Winograd.inTraining, let tile = Winograd.tileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
-            let stride = ik_packed_count(ci, co), a2 = (tile + 2) * (tile + 2)
-            guard let u = ik_thread_scratch_slot(2, a2 * stride) else { fatalError("out of memory") }
-            ik_winograd_weights(Int32(tile), w, ci, co, nil, u, stride)
-            Winograd.convolve(tile: tile, weights: u, matrixStride: stride, input: x.base, inputStride: x.stride,
-                              batch: x.batch, geometry: g, inputChannels: ci, outputChannels: co,
-                              output: z.base, channelStride: z.stride, bias: bias, relu: false, accumulate: false)
+            winograd(tile: tile, hwio: w, input: x, geometry: g, into: z, bias: bias, accumulate: false)
             return
         }
         let k = window.kernelHeight * window.kernelWidth * ci
@@ -67,13 +62,26 @@ public enum ConvolutionGradient {
         forward(input: x, weights: packed, window: window, bias: bias, into: z)
     }
 
+    /// A 3×3 stride-1 convolution of slab `x` into slab `y` as Winograd F(tile×tile, 3×3), the HWIO
+    /// weights transformed now (training's change every step) into the calling thread's scratch.
+    private static func winograd(tile: Int, hwio: UnsafePointer<Float>, input x: ActivationSlab, geometry g: WindowGeometry,
+                                 into y: ActivationSlab, bias: UnsafePointer<Float>?, accumulate: Bool) {
+        let (ci, co) = (x.channels, y.channels)
+        let stride = ik_packed_count(ci, co), a2 = (tile + 2) * (tile + 2)
+        guard let u = ik_thread_scratch_slot(2, a2 * stride) else { fatalError("out of memory") }
+        ik_winograd_weights(Int32(tile), hwio, ci, co, nil, u, stride)
+        Winograd.convolve(tile: tile, weights: u, matrixStride: stride, input: x.base, inputStride: x.stride,
+                          batch: x.batch, geometry: g, inputChannels: ci, outputChannels: co,
+                          output: y.base, channelStride: y.stride, bias: bias, relu: false, accumulate: accumulate)
+    }
+
     /// dX from dZ and HWIO weights `w` (KH·KW·CI·CO floats), as training runs it every step.
     ///
     /// A 3×3 stride-1 window's dX is itself a 3×3 stride-1 convolution: of dZ, with the kernel
     /// turned by 180° and its channel axes swapped (W′[kh, kw, o, c] = W[2 − kh, 2 − kw, c, o]),
-    /// padded by 2 − pad before the first row and column. With ``Winograd/inTraining`` that runs as Winograd where
-    /// ``Winograd/tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:)`` picks
-    /// it, adding into `dx` directly when accumulating; other windows use
+    /// padded by 2 − pad before the first row and column. With ``Winograd/inTraining`` that runs
+    /// as Winograd where ``Winograd/tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:)``
+    /// picks it, adding into `dx` directly when accumulating; other windows use
     /// ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:workspace:)``.
     public static func inputGradient(outputGradient dz: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
                                      into dx: ActivationSlab, accumulate: Bool, workspace: Workspace? = nil) {
@@ -90,12 +98,7 @@ public enum ConvolutionGradient {
                 let src = w + (8 - tap) * ci * co, dst = tap * co * ci
                 for c in 0..<ci { for o in 0..<co { turned[dst + o * ci + c] = src[c * co + o] } }
             }
-            let stride = ik_packed_count(co, ci), a2 = (tile + 2) * (tile + 2)
-            guard let u = ik_thread_scratch_slot(2, a2 * stride) else { fatalError("out of memory") }
-            ik_winograd_weights(Int32(tile), turned, co, ci, nil, u, stride)
-            Winograd.convolve(tile: tile, weights: u, matrixStride: stride, input: dz.base, inputStride: dz.stride,
-                              batch: dz.batch, geometry: transposed, inputChannels: co, outputChannels: ci,
-                              output: dx.base, channelStride: dx.stride, bias: nil, relu: false, accumulate: accumulate)
+            winograd(tile: tile, hwio: turned, input: dz, geometry: transposed, into: dx, bias: nil, accumulate: accumulate)
             return
         }
         let wt = packTransposedWeights(w, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
