@@ -130,18 +130,6 @@ struct WinogradWeights: @unchecked Sendable {
     let offset: Int
     let matrixStride: Int
 
-    /// G for F(2×2, 3×3) and F(4×4, 3×3) (Lavin & Gray, 2016), (m+2) rows × 3.
-    static func g(tile: Int) -> [[Double]] {
-        if tile == 2 {
-            let f2: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-            return f2
-        }
-        let sixth: Double = 1.0 / 6, twelfth: Double = 1.0 / 12, twentyFourth: Double = 1.0 / 24
-        let f4: [[Double]] = [[0.25, 0, 0], [-sixth, -sixth, -sixth], [-sixth, sixth, -sixth],
-                              [twentyFourth, twelfth, sixth], [twentyFourth, -twelfth, sixth], [0, 0, 1]]
-        return f4
-    }
-
     /// Transforms HWIO 3×3 weights g (output channel o times `outputScale[o]`): U = G g Gᵀ per
     /// (ci, co), written straight into the packed layout by the C kernel (`ik_winograd_weights`,
     /// 16 output channels per vector; no scaled or unpacked copy: this runs during the first
