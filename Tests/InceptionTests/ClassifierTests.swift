@@ -14,6 +14,12 @@ final class ClassifierTests: XCTestCase {
         return path
     }()
 
+    /// The weight file is written once for the whole class and removed after it.
+    override class func tearDown() {
+        try? FileManager.default.removeItem(atPath: weightsPath)
+        super.tearDown()
+    }
+
     func image(_ name: String) throws -> RGBImage {
         try ImageDecoder.decode(contentsOf: Self.samples.appendingPathComponent(name).path)
     }
