@@ -46,6 +46,15 @@ IK_POOL_INLINE void pool_lanes(const int lanes, const int average, const float *
     for (int l = 0; l < lanes; l++) store16(out + ch + 16 * l, average ? acc[l] * scale : acc[l]);
 }
 
+/* The real input positions lo ..< hi under window position `index` along one axis (empty when
+ * the window lies wholly in the padding). */
+IK_POOL_INLINE void clip_window(ptrdiff_t index, ptrdiff_t stride, ptrdiff_t pad, ptrdiff_t kernel, ptrdiff_t size,
+                                ptrdiff_t *lo, ptrdiff_t *hi) {
+    const ptrdiff_t start = index * stride - pad;
+    *lo = start > 0 ? start : 0;
+    *hi = start + kernel < size ? start + kernel : size;
+}
+
 IK_POOL_INLINE void pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_t row_end) {
     const ptrdiff_t h = p->height, w = p->width, c = p->channels;
     const ptrdiff_t ps = p->input_stride > 0 ? p->input_stride : c;  /* floats from pixel to pixel */
@@ -54,12 +63,11 @@ IK_POOL_INLINE void pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_
     for (ptrdiff_t row = row_begin; row < row_end; row++) {
         const ptrdiff_t b = row / oh, oy = row % oh;
         const float *image = p->input + b * h * w * ps;
-        const ptrdiff_t top = oy * p->stride_h - p->pad_top;
-        const ptrdiff_t y0 = top > 0 ? top : 0, y1 = top + p->kernel_h < h ? top + p->kernel_h : h;
+        ptrdiff_t y0, y1, x0, x1;
+        clip_window(oy, p->stride_h, p->pad_top, p->kernel_h, h, &y0, &y1);
         float *out_row = p->output + row * ow * p->channel_stride;
         for (ptrdiff_t ox = 0; ox < ow; ox++) {
-            const ptrdiff_t left = ox * p->stride_w - p->pad_left;
-            const ptrdiff_t x0 = left > 0 ? left : 0, x1 = left + p->kernel_w < w ? left + p->kernel_w : w;
+            clip_window(ox, p->stride_w, p->pad_left, p->kernel_w, w, &x0, &x1);
             float *out = out_row + ox * p->channel_stride;
             if (y0 >= y1 || x0 >= x1) { memset(out, 0, (size_t)c * sizeof(float)); continue; }
             const float scale = 1.0f / (float)((y1 - y0) * (x1 - x0));
@@ -124,11 +132,10 @@ IK_POOL_INLINE void max_grad_block(const ik_max_pool_grad *p, ptrdiff_t b, ptrdi
     const float *x_image = p->input + b * h * w * p->input_stride;
     float *dx_image = p->dx + b * h * w * p->dx_stride;
     for (ptrdiff_t oy = 0; oy < oh; oy++) {
-        const ptrdiff_t top = oy * p->stride_h - p->pad_top;
-        const ptrdiff_t y0 = top > 0 ? top : 0, y1 = top + p->kernel_h < h ? top + p->kernel_h : h;
+        ptrdiff_t y0, y1, x0, x1;
+        clip_window(oy, p->stride_h, p->pad_top, p->kernel_h, h, &y0, &y1);
         for (ptrdiff_t ox = 0; ox < ow; ox++) {
-            const ptrdiff_t left = ox * p->stride_w - p->pad_left;
-            const ptrdiff_t x0 = left > 0 ? left : 0, x1 = left + p->kernel_w < w ? left + p->kernel_w : w;
+            clip_window(ox, p->stride_w, p->pad_left, p->kernel_w, w, &x0, &x1);
             if (y0 >= y1 || x0 >= x1) continue;
             const ptrdiff_t o = (b * oh + oy) * ow + ox;
             const float *y_pixel = p->output ? p->output + o * p->output_stride : NULL;

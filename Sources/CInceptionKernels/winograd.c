@@ -1,4 +1,4 @@
-/* Winograd F(m×m, 3×3) convolution pieces: per-ISA input and output transforms (the template
+/* Winograd F(m×m, 3×3) convolution pieces: per-ISA weight, input and output transforms (the template
  * winograd_impl.h, compiled once per kernel family) and the driver that runs the alpha² GEMMs
  * of a block of tiles on the active GEMM micro-kernel. See inception_kernels.h for the math. */
 #include "inception_kernels.h"

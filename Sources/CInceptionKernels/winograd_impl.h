@@ -1,4 +1,4 @@
-/* Winograd F(m×m, 3×3) input and output transforms for one instruction set.
+/* Winograd F(m×m, 3×3) weight, input and output transforms for one instruction set.
  *
  * A template: winograd.c includes this file once per kernel family with
  *   IK_WG_FN        the function attributes (always_inline and the target ISA),

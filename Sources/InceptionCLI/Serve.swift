@@ -54,7 +54,7 @@ struct Serve: ParsableCommand {
 
     func options(weightsPath: String) -> ServerOptions {
         var options = ServerOptions(weightsPath: weightsPath)
-        options.modelName = choice.model?.rawValue ?? ""
+        options.architecture = choice.model
         options.host = host
         options.port = port
         options.maxBatch = maxBatch
@@ -78,7 +78,7 @@ struct Serve: ParsableCommand {
         Task {
             do {
                 try await InceptionServer.run(options: options) { port in
-                    let line = "inception serve: \(options.modelName.isEmpty ? "model" : options.modelName) on http://\(host):\(port)/ (max batch \(maxBatch), max delay \(fmt(maxDelayMs)) ms); SIGTERM or Ctrl-C stops\n"
+                    let line = "inception serve: \(options.architecture?.rawValue ?? "model") on http://\(host):\(port)/ (max batch \(maxBatch), max delay \(fmt(maxDelayMs)) ms); SIGTERM or Ctrl-C stops\n"
                     FileHandle.standardOutput.write(Data(line.utf8))
                 }
             } catch {

@@ -14,8 +14,6 @@ public struct Convolution2D: Sendable {
     public let relu: Bool
     /// The HWIO weights and the forms derived from them, made on first use and shared by copies.
     let store: ConvolutionWeights
-    /// For 3×3 stride-1 windows: the Winograd weights, transformed on first use (see ``Winograd``).
-    var winograd: WinogradCache? { store.winograd }
 
     /// The weights packed for the direct path's GEMM (packed on first use).
     public var weights: PackedMatrix { store.packed }
@@ -47,8 +45,7 @@ public struct Convolution2D: Sendable {
         window = Window2D(kernel: (s[0], s[1]), stride: (stride, stride), padding: padding)
         inputChannels = s[2]
         outputChannels = s[3]
-        store = ConvolutionWeights(hwio: weights, outputScale: outputScale,
-                                   winograd: s[0] == 3 && s[1] == 3 && stride == 1)
+        store = ConvolutionWeights(hwio: weights, outputScale: outputScale)
         self.bias = bias
         self.relu = relu
     }
@@ -93,19 +90,17 @@ public struct Convolution2D: Sendable {
         guard let g = window.geometry(inputHeight: h, inputWidth: w) else {
             preconditionFailure("convolution \(window) does not fit a \(h)x\(w) input")
         }
-        if winograd != nil {
-            let tile: Int?
-            switch algorithm {
-            case .direct: tile = nil
-            case .automatic: tile = Winograd.tileSize(for: g, batch: n, inputChannels: inputChannels, outputChannels: outputChannels)
-            case .winograd(let t):
-                precondition(t == 2 || t == 4, "Winograd tiles are 2x2 or 4x4, not \(t)x\(t)")
-                tile = t
-            }
-            if let tile {
-                runWinograd(tile: tile, source, batch: n, geometry: g, into: output, channelStride: channelStride)
-                return
-            }
+        let tile: Int?
+        switch algorithm {
+        case .direct: tile = nil
+        case .automatic: tile = Winograd.tileSize(for: g, batch: n, inputChannels: inputChannels, outputChannels: outputChannels)
+        case .winograd(let t):
+            precondition(t == 2 || t == 4, "Winograd tiles are 2x2 or 4x4, not \(t)x\(t)")
+            tile = Winograd.applies(to: window) ? t : nil
+        }
+        if let tile {
+            runWinograd(tile: tile, source, batch: n, geometry: g, into: output, channelStride: channelStride)
+            return
         }
         let m = n * g.outputHeight * g.outputWidth
         // A 1x1 stride-1 convolution on NHWC *is* a matrix product with the input as A:
@@ -133,19 +128,30 @@ extension Convolution2D {
 }
 
 /// The weights of one convolution: HWIO as given (with an optional per-output-channel scale), and
-/// the packed forms the kernels read, each made once on first use. A class, so that copies of a
-/// ``Convolution2D`` (the model's cache, the inference plan's steps) share one set of forms.
+/// the packed forms the kernels read, each made once on first use: the direct path's GEMM
+/// operand, and for 3×3 stride-1 windows the Winograd weights per tile size (see ``Winograd``).
+/// A class, so that copies of a ``Convolution2D`` (the model's cache, the inference plan's
+/// steps) share one set of forms. Training builds its convolutions afresh every step and never
+/// makes a Winograd form here.
 final class ConvolutionWeights: @unchecked Sendable {
     let hwio: Tensor
     let outputScale: [Float]?
-    let winograd: WinogradCache?
     private let lock = NSLock()
     private var direct: PackedMatrix?
+    private var winogradByTile: [Int: WinogradWeights] = [:]
 
-    init(hwio: Tensor, outputScale: [Float]?, winograd: Bool) {
+    init(hwio: Tensor, outputScale: [Float]?) {
         self.hwio = hwio
         self.outputScale = outputScale
-        self.winograd = winograd ? WinogradCache() : nil
+    }
+
+    /// The transformed weights for F(`tile`×`tile`, 3×3).
+    func winograd(tile: Int) -> WinogradWeights {
+        lock.lock(); defer { lock.unlock() }
+        if let made = winogradByTile[tile] { return made }
+        let made = WinogradWeights(tile: tile, hwio: hwio, outputScale: outputScale)
+        winogradByTile[tile] = made
+        return made
     }
 
     /// Whether the packed direct form has been made (for tests).

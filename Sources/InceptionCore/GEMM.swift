@@ -78,17 +78,25 @@ public enum GEMM {
                             columnScale: UnsafePointer<Float>? = nil) -> PackedMatrix {
         precondition(k >= 0 && n >= 0 && b.count >= k * n)
         let count = ik_packed_count(k, n)
-        let slack = 15  // room to start the panels on a 64-byte boundary
+        let (storage, offset) = alignedFloats(count) { packed in
+            if count > 0 { ik_pack_scaled(b.baseAddress!, n, k, n, columnScale, packed) }
+        }
+        return PackedMatrix(rows: k, columns: n, storage: storage, offset: offset)
+    }
+
+    /// An array holding `count` floats from a 64-byte boundary at `storage[offset]` (the packed
+    /// layouts' alignment: each panel row is one cache line), zero-filled, then written by `fill`.
+    static func alignedFloats(_ count: Int, fill: (UnsafeMutablePointer<Float>) -> Void) -> (storage: [Float], offset: Int) {
+        let slack = 15  // room to start on a 64-byte boundary
         var offset = 0
         let storage = [Float](unsafeUninitializedCapacity: count + slack) { buffer, initialized in
             let base = buffer.baseAddress!
             offset = ((64 - Int(bitPattern: base) % 64) % 64) / MemoryLayout<Float>.stride
-            (base).initialize(repeating: 0, count: offset)
-            (base + offset + count).initialize(repeating: 0, count: count + slack - offset - count)
-            if count > 0 { ik_pack_scaled(b.baseAddress!, n, k, n, columnScale, base + offset) }
+            base.initialize(repeating: 0, count: count + slack)
+            fill(base + offset)
             initialized = count + slack
         }
-        return PackedMatrix(rows: k, columns: n, storage: storage, offset: offset)
+        return (storage, offset)
     }
 
     /// Packs a row-major K×N matrix given as an array.

@@ -36,18 +36,19 @@ public enum Pooling {
         }
     }
 
-    /// Pools a raw NHWC input of the given shape. Output rows are spread over the worker threads;
-    /// the kernel is C (`pool.c`), vectorised for the active instruction set.
-    public static func pool(_ kind: Kind, _ source: UnsafePointer<Float>, shape: [Int], _ window: Window2D,
-                            into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+    /// Pools a raw NHWC input of the given shape whose pixels are `inputStride` floats apart
+    /// (default: its channel count). Output rows are spread over the worker threads; the kernel
+    /// is C (`pool.c`), vectorised for the active instruction set.
+    public static func pool(_ kind: Kind, _ source: UnsafePointer<Float>, shape: [Int], inputStride: Int? = nil,
+                            _ window: Window2D, into output: UnsafeMutablePointer<Float>, channelStride: Int) {
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         guard let g = window.geometry(inputHeight: h, inputWidth: w) else {
             preconditionFailure("pooling window \(window) does not fit a \(h)x\(w) input")
         }
-        precondition(channelStride >= c)
+        precondition(channelStride >= c && (inputStride ?? c) >= c)
         let rows = n * g.outputHeight
         let desc = ik_pooling(
-            input: source, input_stride: c, height: h, width: w, channels: c,
+            input: source, input_stride: inputStride ?? c, height: h, width: w, channels: c,
             kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
             stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
             out_height: g.outputHeight, out_width: g.outputWidth,

@@ -81,10 +81,14 @@ public enum Winograd {
         return pixels < 392 ? 2 : 4
     }
 
+    /// Whether Winograd F(m×m, 3×3) computes this window: 3×3, stride 1 (any padding).
+    static func applies(to w: Window2D) -> Bool {
+        w.kernelHeight == 3 && w.kernelWidth == 3 && w.strideHeight == 1 && w.strideWidth == 1
+    }
+
     /// The tile size to use for `window` on this input under the current mode, or nil.
     static func tileSize(for g: WindowGeometry, batch: Int, inputChannels: Int, outputChannels: Int) -> Int? {
-        let w = g.window
-        guard w.kernelHeight == 3, w.kernelWidth == 3, w.strideHeight == 1, w.strideWidth == 1 else { return nil }
+        guard applies(to: g.window) else { return nil }
         let mode = self.mode
         switch mode {
         case .off: return nil
@@ -125,7 +129,6 @@ public enum Winograd {
 /// U_ξ (CI × CO), each in the packed layout of ``PackedMatrix`` (`ik_pack`'s), `matrixStride`
 /// floats apart starting at `storage[offset]` (64-byte aligned).
 struct WinogradWeights: @unchecked Sendable {
-    let tile: Int
     let storage: [Float]
     let offset: Int
     let matrixStride: Int
@@ -139,47 +142,22 @@ struct WinogradWeights: @unchecked Sendable {
         precondition(tile == 2 || tile == 4)
         precondition(hwio.rank == 4 && hwio.shape[0] == 3 && hwio.shape[1] == 3)
         let ci = hwio.shape[2], co = hwio.shape[3]
-        self.tile = tile
-        let a2 = (tile + 2) * (tile + 2)
         let stride = ik_packed_count(ci, co)
         matrixStride = stride
-        let slack = 15  // room to start on a 64-byte boundary
-        var offset = 0
-        storage = [Float](unsafeUninitializedCapacity: a2 * stride + slack) { buffer, initialized in
-            let base = buffer.baseAddress!
-            offset = ((64 - Int(bitPattern: base) % 64) % 64) / MemoryLayout<Float>.stride
-            base.initialize(repeating: 0, count: a2 * stride + slack)
+        (storage, offset) = GEMM.alignedFloats((tile + 2) * (tile + 2) * stride) { u in
             hwio.scalars.withUnsafeBufferPointer { source in
                 withOptionalPointer(outputScale) { scale in
-                    ik_winograd_weights(Int32(tile), source.baseAddress!, ci, co, scale, base + offset, stride)
+                    ik_winograd_weights(Int32(tile), source.baseAddress!, ci, co, scale, u, stride)
                 }
             }
-            initialized = a2 * stride + slack
         }
-        self.offset = offset
-    }
-}
-
-/// The Winograd weights of one convolution, made on first use per tile size (only the inference
-/// path uses them, so training, which builds its convolutions afresh every step, never pays for
-/// the transform) and shared by copies of the convolution.
-final class WinogradCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var byTile: [Int: WinogradWeights] = [:]
-
-    func weights(tile: Int, make: () -> WinogradWeights) -> WinogradWeights {
-        lock.lock(); defer { lock.unlock() }
-        if let w = byTile[tile] { return w }
-        let w = make()
-        byTile[tile] = w
-        return w
     }
 }
 
 extension Convolution2D {
     func runWinograd(tile m: Int, _ source: UnsafePointer<Float>, batch n: Int, geometry g: WindowGeometry,
                      into output: UnsafeMutablePointer<Float>, channelStride: Int) {
-        let u = winograd!.weights(tile: m) { WinogradWeights(tile: m, hwio: store.hwio, outputScale: store.outputScale) }
+        let u = store.winograd(tile: m)
         withBias { bias in
             u.storage.withUnsafeBufferPointer { storage in
                 Winograd.convolve(tile: m, weights: storage.baseAddress! + u.offset, matrixStride: u.matrixStride,

@@ -132,7 +132,7 @@ final class ServerState: Sendable {
     init(options: ServerOptions) throws {
         self.options = options
         let classifier = try Classifier(weights: options.weightsPath, preprocessing: options.preprocessing)
-        if let expected = Architecture(rawValue: options.modelName), classifier.model.options.architecture != expected {
+        if let expected = options.architecture, classifier.model.options.architecture != expected {
             throw ModelError("\(options.weightsPath) holds a \(classifier.model.options.architecture.rawValue) model, not \(expected.rawValue)")
         }
         self.classifier = classifier

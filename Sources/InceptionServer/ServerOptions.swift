@@ -5,9 +5,9 @@ import Inception
 public struct ServerOptions: Sendable {
     /// The weights file (TF checkpoint or .safetensors) with a logits layer.
     public var weightsPath: String
-    /// The architecture the weights must hold (`inception_v1`, `googlenet`, `googlenet_torchvision`);
-    /// empty: whatever they hold. Responses and /metrics report the architecture served.
-    public var modelName = ""
+    /// The architecture the weights must hold; nil: whatever they hold. Responses and /metrics
+    /// report the architecture served.
+    public var architecture: Architecture?
     public var host = "127.0.0.1"
     /// 0 picks a free port (see `onServerRunning` of ``InceptionServer/makeApplication(options:onServerRunning:)``).
     public var port = 8080

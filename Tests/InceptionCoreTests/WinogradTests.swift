@@ -349,7 +349,8 @@ final class TrainingWinogradTests: XCTestCase {
                     let zScale = direct.z.map(abs).max()!, dxScale = direct.dx.map(abs).max()!
                     XCTAssertLessThanOrEqual(zip(fast.z, direct.z).map { abs($0 - $1) }.max()!, 1e-5 * zScale, "z " + label)
                     XCTAssertLessThanOrEqual(zip(fast.dx, direct.dx).map { abs($0 - $1) }.max()!, 1e-5 * dxScale, "dx " + label)
-                    XCTAssertNotEqual(fast.dx, direct.dx, "the Winograd path ran (\(label))")
+                    XCTAssertNotEqual(fast.z, direct.z, "the forward ran as Winograd (\(label))")
+                    XCTAssertNotEqual(fast.dx, direct.dx, "the input gradient ran as Winograd (\(label))")
                 }
             }
         }

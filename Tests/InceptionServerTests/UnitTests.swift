@@ -83,3 +83,16 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(metrics.largestBatch, 8)
     }
 }
+
+final class ServedArchitectureTests: XCTestCase {
+    /// `inception serve --model M` refuses weights of another network, naming the file.
+    func testServingWeightsOfAnotherArchitectureIsAnError() throws {
+        var options = ServerOptions(weightsPath: Fixture.weightsPath)
+        options.architecture = .googlenet
+        XCTAssertThrowsError(try ServerState(options: options)) { error in
+            XCTAssertTrue("\(error)".contains(Fixture.weightsPath) && "\(error)".contains("inception_v1"), "\(error)")
+        }
+        options.architecture = .inceptionV1
+        XCTAssertEqual(try ServerState(options: options).modelName, "inception_v1")
+    }
+}

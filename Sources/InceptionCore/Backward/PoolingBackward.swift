@@ -21,19 +21,7 @@ public enum PoolingGradient {
             preconditionFailure("pooling window \(window) does not fit a \(x.height)x\(x.width) input")
         }
         precondition(y.batch == x.batch && y.height == g.outputHeight && y.width == g.outputWidth && y.channels == x.channels)
-        let rows = y.batch * y.height
-        let desc = ik_pooling(
-            input: x.base, input_stride: x.stride, height: x.height, width: x.width, channels: x.channels,
-            kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
-            stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
-            out_height: g.outputHeight, out_width: g.outputWidth,
-            output: y.base, channel_stride: y.stride, average: kind == .average ? 1 : 0)
-        let perTask = max(1, (rows + 4 * Parallel.threadCount - 1) / (4 * Parallel.threadCount))
-        withUnsafePointer(to: desc) { p in
-            Parallel.forEach(count: (rows + perTask - 1) / perTask) { part in
-                ik_pool_rows(p, part * perTask, min(rows, (part + 1) * perTask))
-            }
-        }
+        Pooling.pool(kind, x.base, shape: x.shape, inputStride: x.stride, window, into: y.base, channelStride: y.stride)
     }
 
     /// dX of max pooling: adds each dY to its window's first maximum of X. With `accumulate` false
