@@ -191,6 +191,22 @@ final class SlimInceptionV1Tests: XCTestCase {
         }
     }
 
+    /// `validate` remembers the shapes it accepted (working them out is 5% of a batch-1 pass);
+    /// a rejected shape must stay rejected, even after a good one of the same model.
+    func testShapeChecksStayRightWhenRepeated() throws {
+        let model = try InceptionModel(options: ModelOptions(finalEndpoint: "Mixed_3b"))
+        for _ in 0..<2 {
+            XCTAssertNoThrow(try model.validate(inputShape: [1, 64, 64, 3]))
+            XCTAssertThrowsError(try model.validate(inputShape: [1, 64, 64, 4]))
+            XCTAssertThrowsError(try model.validate(inputShape: [1, 0, 64, 3]))
+        }
+        let classifier = try InceptionModel()
+        for _ in 0..<2 {
+            XCTAssertNoThrow(try classifier.validate(inputShape: [2, 224, 224, 3]))
+            XCTAssertThrowsError(try classifier.validate(inputShape: [2, 112, 112, 3]))
+        }
+    }
+
     func testAssigningAWrongShapeNamesTheVariable() throws {
         let model = try InceptionModel(options: ModelOptions(numClasses: 0))
         XCTAssertThrowsError(try model.assign(["InceptionV1/Conv2d_1a_7x7/weights": Tensor(zeros: [3, 3, 3, 64])])) { error in
