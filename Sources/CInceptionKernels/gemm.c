@@ -38,18 +38,21 @@ void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, con
  * vectors, which fits the 32 NEON registers (SSE2 spills a few; this path is a fallback). */
 #define IK_PMR 4
 static inline __attribute__((always_inline))
-void tile_4x16(const int mr, ptrdiff_t kc, const float *restrict a, ptrdiff_t lda,
+void tile_4x16(const int mr, ptrdiff_t kc, const float *restrict a, ptrdiff_t lda, ptrdiff_t seg_len, ptrdiff_t seg_stride,
                const float *restrict b, float *restrict c, ptrdiff_t ldc,
                const float *restrict bias, int cols, int load_c, int relu) {
     float acc[IK_PMR][16];
     for (int i = 0; i < IK_PMR; i++)
         for (int j = 0; j < 16; j++) acc[i][j] = 0.0f;
-    for (ptrdiff_t k = 0; k < kc; k++) {
-        for (int i = 0; i < mr; i++) {
-            const float x = a[i * lda + k];
-            for (int j = 0; j < 16; j++) acc[i][j] += x * b[j];
+    for (ptrdiff_t done = 0; done < kc; done += seg_len, a += seg_stride) {  /* K segments (see ik_block) */
+        const ptrdiff_t len = kc - done < seg_len ? kc - done : seg_len;
+        for (ptrdiff_t k = 0; k < len; k++) {
+            for (int i = 0; i < mr; i++) {
+                const float x = a[i * lda + k];
+                for (int j = 0; j < 16; j++) acc[i][j] += x * b[j];
+            }
+            b += 16;
         }
-        b += 16;
     }
     for (int i = 0; i < mr; i++) {
         float *row = c + i * ldc;
@@ -70,11 +73,11 @@ void ik_block_portable(const ik_block *blk) {
         float *c = blk->c + 16 * p;
         ptrdiff_t i = 0;
         for (; i + IK_PMR <= m; i += IK_PMR)
-            tile_4x16(IK_PMR, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu);
+            tile_4x16(IK_PMR, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu);
         switch (m - i) {
-        case 1: tile_4x16(1, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
-        case 2: tile_4x16(2, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
-        case 3: tile_4x16(3, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 1: tile_4x16(1, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 2: tile_4x16(2, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 3: tile_4x16(3, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
         default: break;
         }
     }
@@ -159,10 +162,52 @@ static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
         for (ptrdiff_t k0 = 0; k0 < k; k0 += kc) {
             blk.kc = k - k0 < kc ? k - k0 : kc;
             blk.a = a + i0 * lda + k0;
+            blk.seg_len = blk.kc;
+            blk.seg_stride = 0;  /* one segment: the kernels' plain path */
             blk.b = packed + panel_begin * blk.panel_stride + k0 * IK_PANEL_WIDTH;
             blk.bias = k0 == 0 ? biasb : NULL;
             blk.load_c = k0 != 0 || accumulate;
             blk.relu = relu && k0 + blk.kc >= k;
+            prm.block(&blk);
+        }
+    }
+}
+
+/* A direct convolution on a zero-padded input without an im2col copy. For output pixel ox of one
+ * output row, kernel row ky, its kw·ci inputs are one contiguous run of the padded input row
+ * oy·stride_h + ky, starting at ox·stride_w·ci: so the row's A is a matrix with lda =
+ * stride_w·ci (rows overlapping when the window is wider than the stride) whose K axis comes in
+ * kh segments of kw·ci, a padded row apart, which the kernels walk directly (ik_block's
+ * segments). Row tiles stay within one output row. K blocks are whole segments. */
+void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_t row_end) {
+    const ptrdiff_t ci = cw->channels, seg = cw->kernel_w * ci, k = cw->kernel_h * seg;
+    const ptrdiff_t co = cw->out_channels, ow = cw->out_width, oh = cw->out_height;
+    const ptrdiff_t panels = (co + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
+    if (row_begin >= row_end || co <= 0 || ow <= 0) return;
+    const ik_params prm = params_for(ik_gemm_isa());
+    ptrdiff_t per_block = prm.kc / seg;
+    if (per_block < 1) per_block = 1;
+    ik_block blk;
+    blk.lda = cw->stride_w * ci;
+    blk.ldc = cw->channel_stride;
+    blk.panel_stride = IK_PANEL_WIDTH * k;
+    blk.panels = panels;
+    blk.last_cols = (int)(co - (panels - 1) * IK_PANEL_WIDTH);
+    blk.m = ow;
+    blk.seg_len = seg;
+    blk.seg_stride = cw->padded_width * ci;
+    for (ptrdiff_t r = row_begin; r < row_end; r++) {
+        const ptrdiff_t image = r / oh, oy = r % oh;
+        const float *top = cw->input + ((image * cw->padded_height + oy * cw->stride_h) * cw->padded_width) * ci;
+        blk.c = cw->output + r * ow * cw->channel_stride;
+        for (ptrdiff_t s0 = 0; s0 < cw->kernel_h; s0 += per_block) {
+            const ptrdiff_t segs = cw->kernel_h - s0 < per_block ? cw->kernel_h - s0 : per_block;
+            blk.kc = segs * seg;
+            blk.a = top + s0 * blk.seg_stride;
+            blk.b = cw->packed + s0 * seg * IK_PANEL_WIDTH;
+            blk.bias = s0 == 0 ? cw->bias : NULL;
+            blk.load_c = s0 != 0;
+            blk.relu = cw->relu && s0 + segs >= cw->kernel_h;
             prm.block(&blk);
         }
     }

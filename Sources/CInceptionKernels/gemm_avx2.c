@@ -14,7 +14,7 @@
  * 4-5 cycle FMA latency at 2 FMAs per cycle, and fewer loads than FMAs.
  * `mr` (1...6) is a compile-time constant at every call site, so the unused rows vanish. */
 IK_INLINE IK_AVX2 void tile_6x16(const int mr, ptrdiff_t kc,
-                                 const float *restrict a, ptrdiff_t lda,
+                                 const float *restrict a, ptrdiff_t lda, ptrdiff_t seg_len, ptrdiff_t seg_stride,
                                  const float *restrict b,
                                  float *restrict c, ptrdiff_t ldc,
                                  const float *restrict bias, int cols, int load_c, int relu) {
@@ -22,8 +22,10 @@ IK_INLINE IK_AVX2 void tile_6x16(const int mr, ptrdiff_t kc,
     for (int i = 0; i < 6; i++) { lo[i] = _mm256_setzero_ps(); hi[i] = _mm256_setzero_ps(); }
     /* Rows 0-2 addressed from a0, rows 3-5 from a3: base + lda·{0,1,2} keeps it to two
      * pointers and one stride register. */
+    for (ptrdiff_t done = 0; done < kc; done += seg_len, a += seg_stride) {  /* K segments (see ik_block) */
+    const ptrdiff_t len = kc - done < seg_len ? kc - done : seg_len;
     const float *a0 = a, *a3 = a + 3 * lda;
-    for (ptrdiff_t k = 0; k < kc; k++) {
+    for (ptrdiff_t k = 0; k < len; k++) {
         const __m256 b0 = _mm256_loadu_ps(b);
         const __m256 b1 = _mm256_loadu_ps(b + 8);
         b += 16;
@@ -37,6 +39,7 @@ IK_INLINE IK_AVX2 void tile_6x16(const int mr, ptrdiff_t kc,
         IK_ROW(0, a0, 0) IK_ROW(1, a0, 1) IK_ROW(2, a0, 2)
         IK_ROW(3, a3, 0) IK_ROW(4, a3, 1) IK_ROW(5, a3, 2)
 #undef IK_ROW
+    }
     }
 
     /* Epilogue: add the earlier K blocks' partial sums (already in C) or the bias, clamp, store.
@@ -82,13 +85,13 @@ IK_AVX2 void ik_block_avx2(const ik_block *blk) {
         float *c = blk->c + 16 * p;
         ptrdiff_t i = 0;
         for (; i + 6 <= m; i += 6)
-            tile_6x16(6, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu);
+            tile_6x16(6, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu);
         switch (m - i) {
-        case 1: tile_6x16(1, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
-        case 2: tile_6x16(2, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
-        case 3: tile_6x16(3, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
-        case 4: tile_6x16(4, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
-        case 5: tile_6x16(5, kc, blk->a + i * lda, lda, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 1: tile_6x16(1, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 2: tile_6x16(2, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 3: tile_6x16(3, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 4: tile_6x16(4, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
+        case 5: tile_6x16(5, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu); break;
         default: break;
         }
     }

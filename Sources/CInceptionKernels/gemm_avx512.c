@@ -18,6 +18,37 @@
  * (the tile's later rows) the prefetch costs one load slot per 24 FMAs. */
 #define IK_PREFETCH (16 * 16)
 
+/* A tile's epilogue: add earlier K blocks' partial sums (in C) or the bias, clamp, store.
+ * `cols` is the valid width of the last panel of the tile; columns ≥ n are masked off. */
+IK_INLINE IK_AVX512 void store_tile(const int np, const int mr, const __m512 *lo, const __m512 *hi,
+                                    float *restrict c, ptrdiff_t ldc, const float *restrict bias,
+                                    int cols, int load_c, int relu) {
+    const __m512 zero = _mm512_setzero_ps();
+    const __mmask16 full = 0xFFFF, part = (__mmask16)((1u << cols) - 1u);
+    const __mmask16 m0 = np == 2 ? full : part;
+    const __mmask16 m1 = part;
+    __m512 bias0 = zero, bias1 = zero;
+    if (bias) {
+        bias0 = _mm512_maskz_loadu_ps(m0, bias);
+        if (np == 2) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+    for (int i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        __m512 v0 = lo[i];
+        if (load_c) v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
+        else v0 = _mm512_add_ps(v0, bias0);
+        if (relu) v0 = _mm512_max_ps(v0, zero);
+        _mm512_mask_storeu_ps(row, m0, v0);
+        if (np == 2) {
+            __m512 v1 = hi[i];
+            if (load_c) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row + 16));
+            else v1 = _mm512_add_ps(v1, bias1);
+            if (relu) v1 = _mm512_max_ps(v1, zero);
+            _mm512_mask_storeu_ps(row + 16, m1, v1);
+        }
+    }
+}
+
 /* Register tile: MR = 12 rows × 32 columns (two packed panels, one zmm each).
  * 24 zmm accumulators + 2 for the B rows; A is broadcast straight from memory into the FMA.
  * Per k step: 2 loads of B, 12 broadcasts of A, 24 FMAs.
@@ -53,31 +84,87 @@ IK_INLINE IK_AVX512 void tile_12x32(const int np, const int mr, ptrdiff_t kc,
 #undef IK_ROW
     }
 
-    /* Epilogue: add earlier K blocks' partial sums (in C) or the bias, clamp, store.
-     * `cols` is the valid width of the last panel of the tile; columns ≥ n are masked off. */
-    const __m512 zero = _mm512_setzero_ps();
-    const __mmask16 full = 0xFFFF, part = (__mmask16)((1u << cols) - 1u);
-    const __mmask16 m0 = np == 2 ? full : part;
-    const __mmask16 m1 = part;
-    __m512 bias0 = zero, bias1 = zero;
-    if (bias) {
-        bias0 = _mm512_maskz_loadu_ps(m0, bias);
-        if (np == 2) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-    for (int i = 0; i < mr; i++) {
-        float *row = c + i * ldc;
-        __m512 v0 = lo[i];
-        if (load_c) v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
-        else v0 = _mm512_add_ps(v0, bias0);
-        if (relu) v0 = _mm512_max_ps(v0, zero);
-        _mm512_mask_storeu_ps(row, m0, v0);
-        if (np == 2) {
-            __m512 v1 = hi[i];
-            if (load_c) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row + 16));
-            else v1 = _mm512_add_ps(v1, bias1);
-            if (relu) v1 = _mm512_max_ps(v1, zero);
-            _mm512_mask_storeu_ps(row + 16, m1, v1);
+    store_tile(np, mr, lo, hi, c, ldc, bias, cols, load_c, relu);
+}
+
+/* Register tile for a segmented A (a window of a padded image, see ik_block): 8 rows × 32
+ * columns, one flat k loop whose four row bases jump to the next segment every seg_len steps.
+ * Eight rows, not twelve: the segment bookkeeping costs registers, and with 12 rows the compiler
+ * spilled accumulators (measured 209 vs 250 GFLOP/s on the stem); 8 rows also divide the
+ * stem's 112-pixel output rows exactly. Per k step: 2 loads of B, 8 broadcasts, 16 FMAs. */
+#define IK_WMR 8
+IK_INLINE IK_AVX512 void tile_8x32_window(const int np, const int mr, ptrdiff_t kc,
+                                          const float *restrict a, ptrdiff_t lda, ptrdiff_t seg_len, ptrdiff_t seg_stride,
+                                          const float *restrict b, ptrdiff_t panel_stride,
+                                          float *restrict c, ptrdiff_t ldc,
+                                          const float *restrict bias, int cols, int load_c, int relu) {
+    __m512 lo[IK_WMR], hi[IK_WMR];
+    for (int i = 0; i < IK_WMR; i++) { lo[i] = _mm512_setzero_ps(); hi[i] = _mm512_setzero_ps(); }
+    const float *b2 = b + panel_stride;
+    const float *a0 = a, *a2 = a + 2 * lda, *a4 = a + 4 * lda, *a6 = a + 6 * lda;
+    for (ptrdiff_t k = 0, j = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(b);
+        const __m512 b1 = np == 2 ? _mm512_loadu_ps(b2) : _mm512_setzero_ps();
+        _mm_prefetch((const char *)(b + IK_PREFETCH), _MM_HINT_T0);
+        if (np == 2) _mm_prefetch((const char *)(b2 + IK_PREFETCH), _MM_HINT_T0);
+        b += 16;
+        b2 += 16;
+        __m512 x;
+#define IK_ROW(i, p, r)                                              \
+        if (mr > i) {                                                \
+            x = _mm512_set1_ps(p[r * lda + j]);                      \
+            lo[i] = _mm512_fmadd_ps(x, b0, lo[i]);                   \
+            if (np == 2) hi[i] = _mm512_fmadd_ps(x, b1, hi[i]);      \
         }
+        IK_ROW(0, a0, 0) IK_ROW(1, a0, 1) IK_ROW(2, a2, 0) IK_ROW(3, a2, 1)
+        IK_ROW(4, a4, 0) IK_ROW(5, a4, 1) IK_ROW(6, a6, 0) IK_ROW(7, a6, 1)
+#undef IK_ROW
+        if (++j == seg_len) {
+            j = 0;
+            a0 += seg_stride; a2 += seg_stride; a4 += seg_stride; a6 += seg_stride;
+        }
+    }
+    store_tile(np, mr, lo, hi, c, ldc, bias, cols, load_c, relu);
+}
+
+#define IK_WINDOW_ROWS(NP)                                                                       \
+    do {                                                                                         \
+        ptrdiff_t i = 0;                                                                         \
+        for (; i + IK_WMR <= m; i += IK_WMR)                                                     \
+            tile_8x32_window(NP, IK_WMR, kc, blk->a + i * lda, lda, sl, ss, b, ps, c + i * ldc, ldc, \
+                             bias, cols, blk->load_c, blk->relu);                                \
+        const float *ar = blk->a + i * lda;                                                      \
+        float *cr = c + i * ldc;                                                                 \
+        switch (m - i) {                                                                         \
+        case 1: tile_8x32_window(NP, 1, kc, ar, lda, sl, ss, b, ps, cr, ldc, bias, cols, blk->load_c, blk->relu); break; \
+        case 2: tile_8x32_window(NP, 2, kc, ar, lda, sl, ss, b, ps, cr, ldc, bias, cols, blk->load_c, blk->relu); break; \
+        case 3: tile_8x32_window(NP, 3, kc, ar, lda, sl, ss, b, ps, cr, ldc, bias, cols, blk->load_c, blk->relu); break; \
+        case 4: tile_8x32_window(NP, 4, kc, ar, lda, sl, ss, b, ps, cr, ldc, bias, cols, blk->load_c, blk->relu); break; \
+        case 5: tile_8x32_window(NP, 5, kc, ar, lda, sl, ss, b, ps, cr, ldc, bias, cols, blk->load_c, blk->relu); break; \
+        case 6: tile_8x32_window(NP, 6, kc, ar, lda, sl, ss, b, ps, cr, ldc, bias, cols, blk->load_c, blk->relu); break; \
+        case 7: tile_8x32_window(NP, 7, kc, ar, lda, sl, ss, b, ps, cr, ldc, bias, cols, blk->load_c, blk->relu); break; \
+        default: break;                                                                          \
+        }                                                                                        \
+    } while (0)
+
+/* A segmented block (ik_conv_window_rows): panel pairs outer, 8-row window tiles inner. */
+static IK_AVX512 void window_block(const ik_block *blk) {
+    const ptrdiff_t m = blk->m, kc = blk->kc, lda = blk->lda, ldc = blk->ldc, ps = blk->panel_stride;
+    const ptrdiff_t sl = blk->seg_len, ss = blk->seg_stride;
+    ptrdiff_t p = 0;
+    for (; p + 2 <= blk->panels; p += 2) {
+        const float *b = blk->b + p * ps;
+        const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
+        const int cols = p + 2 == blk->panels ? blk->last_cols : 16;
+        float *c = blk->c + 16 * p;
+        IK_WINDOW_ROWS(2);
+    }
+    if (p < blk->panels) {
+        const float *b = blk->b + p * ps;
+        const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
+        const int cols = blk->last_cols;
+        float *c = blk->c + 16 * p;
+        IK_WINDOW_ROWS(1);
     }
 }
 
@@ -110,6 +197,10 @@ IK_INLINE IK_AVX512 void tile_12x32(const int np, const int mr, ptrdiff_t kc,
 /* Loop order within a cache block: panel pairs outer (the kc×32 slice, ≤ 32 KB, stays in L1
  * across the row tiles), 12-row tiles inner (each reads its 12×kc strip of A from L2). */
 IK_AVX512 void ik_block_avx512(const ik_block *blk) {
+    if (blk->seg_stride != 0) {
+        window_block(blk);
+        return;
+    }
     const ptrdiff_t m = blk->m, kc = blk->kc, lda = blk->lda, ldc = blk->ldc, ps = blk->panel_stride;
     ptrdiff_t p = 0;
     for (; p + 2 <= blk->panels; p += 2) {

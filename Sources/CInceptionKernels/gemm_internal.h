@@ -10,8 +10,10 @@
  * of the first panel). The kernel walks panels in the outer loop and row tiles in the inner one,
  * so the kc×16 slice of a panel stays in L1 while the m×kc block of A is re-read from L2. */
 typedef struct {
-    const float *a;          /* A block: row i, column kk at a[i·lda + kk], kk < kc */
-    ptrdiff_t lda;
+    const float *a;          /* A block: row i, column kk at a[i·lda + kk], kk < kc; or, when */
+    ptrdiff_t lda;           /* segmented, at a[i·lda + (kk / seg_len)·seg_stride + kk % seg_len] */
+    ptrdiff_t seg_len;       /* A's columns come in segments of seg_len (kc: one segment) */
+    ptrdiff_t seg_stride;    /* floats from one segment's start to the next's */
     const float *b;          /* first panel at row k0; kk-th row of panel p at b[p·panel_stride + 16·kk] */
     ptrdiff_t panel_stride;  /* floats between consecutive panels (16·K) */
     float *c;                /* C block: row i, column j at c[i·ldc + j] */

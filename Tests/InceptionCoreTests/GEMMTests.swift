@@ -125,7 +125,7 @@ private struct Problem {
 }
 
 /// Runs `body` with `kernel` selected (skipping kernels this CPU lacks), restoring the previous one.
-private func withKernel(_ kernel: GEMM.Kernel, _ body: () throws -> Void) rethrows {
+func withKernel(_ kernel: GEMM.Kernel, _ body: () throws -> Void) rethrows {
     guard GEMM.isSupported(kernel) else { return }
     let saved = GEMM.kernel
     GEMM.kernel = kernel
@@ -135,7 +135,7 @@ private func withKernel(_ kernel: GEMM.Kernel, _ body: () throws -> Void) rethro
 }
 
 /// Runs `body` with `Parallel.threadCount = threads`, restoring the previous value.
-private func withThreads(_ threads: Int, _ body: () throws -> Void) rethrows {
+func withThreads(_ threads: Int, _ body: () throws -> Void) rethrows {
     let saved = Parallel.threadCount
     Parallel.threadCount = threads
     defer { Parallel.threadCount = saved }

@@ -63,6 +63,28 @@ void ik_gemm_accumulate(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                         const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
                         float *c, ptrdiff_t ldc);
 
+/* A direct convolution on an already zero-padded NHWC input, read in place (no im2col copy):
+ * output row r (image r / out_height, oy = r % out_height), pixel ox, channel j is
+ * relu?(bias[j] + Σ input[image][oy·stride_h + ky][ox·stride_w + kx][c] · W[ky][kx][c][j]),
+ * written to output[(r·out_width + ox)·channel_stride + j]; W is `packed` (ik_pack of the HWIO
+ * weights as a (kernel_h·kernel_w·channels) × out_channels matrix). The padded input has
+ * padded_height × padded_width pixels per image, covering every window. Fast when the
+ * output rows are long and kernel_w·channels is short (the 3-channel 7x7 stem), where an
+ * im2col copy costs as much as the product. Thread-safe for disjoint row ranges. */
+typedef struct {
+    const float *input;
+    ptrdiff_t padded_height, padded_width, channels;
+    ptrdiff_t kernel_h, kernel_w, stride_h, stride_w;
+    ptrdiff_t out_height, out_width, out_channels;
+    const float *packed;
+    float *output;
+    ptrdiff_t channel_stride;
+    const float *bias;              /* out_channels values, or NULL */
+    int relu;
+} ik_conv_window;
+
+void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_t row_end);
+
 /* ---- Winograd F(m×m, 3×3) convolution, stride 1 (winograd.c) ----
  *
  * A 3×3 stride-1 convolution over an NHWC input, computed tile by tile: the output is cut into
