@@ -5,7 +5,8 @@ import InceptionCore
 /// the tensors it returns. Each Inception branch writes straight into its channel slice of the
 /// block's output, so there is no concatenation copy.
 final class InferencePlan {
-    /// Where a value lives: a buffer slot (or the caller's input, slot −1) and its NHWC shape.
+    /// Where a value lives: an allocation in the plan's arena (or the caller's input, slot −1)
+    /// and its NHWC shape. Values that share a slot share the memory.
     struct Value {
         let slot: Int
         let shape: [Int]
@@ -30,8 +31,10 @@ final class InferencePlan {
     let inputShape: [Int]
     private(set) var steps: [Step] = []
     private(set) var output: Value!
-    private var slotSizes: [Int] = []
-    private var freeSlots: [Int] = []
+    /// Where each slot lives in the arena (planned value by value).
+    private var layout = ArenaLayout()
+    /// One block holding every slot; `buffers[slot]` points into it.
+    private var arena: UnsafeMutablePointer<Float>?
     private var buffers: [UnsafeMutablePointer<Float>] = []
 
     /// Plans `layers` (+ the head) for one input shape, emitting the endpoints `keep` accepts.
@@ -87,10 +90,12 @@ final class InferencePlan {
             }
         }
         output = x
-        buffers = slotSizes.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0, 1)) }
+        let arena = UnsafeMutablePointer<Float>.allocate(capacity: max(layout.size, 1))
+        self.arena = arena
+        buffers = layout.offsets.map { arena + $0 }
     }
 
-    deinit { buffers.forEach { $0.deallocate() } }
+    deinit { arena?.deallocate() }
 
     /// What the plan needs to know about the classification head.
     struct Head {
@@ -102,7 +107,7 @@ final class InferencePlan {
     }
 
     /// Bytes of activation buffers the plan holds.
-    var bufferBytes: Int { slotSizes.reduce(0, +) * MemoryLayout<Float>.stride }
+    var bufferBytes: Int { layout.size * MemoryLayout<Float>.stride }
 
     // MARK: Planning
 
@@ -218,22 +223,12 @@ final class InferencePlan {
         }
     }
 
-    /// A buffer slot for a value: the smallest free slot that fits, else the largest free slot
-    /// grown to fit, else a new slot.
     private func allocate(_ shape: [Int]) -> Value {
-        let count = shape.reduce(1, *)
-        if let best = freeSlots.filter({ slotSizes[$0] >= count }).min(by: { slotSizes[$0] < slotSizes[$1] })
-            ?? freeSlots.max(by: { slotSizes[$0] < slotSizes[$1] }) {
-            freeSlots.removeAll { $0 == best }
-            slotSizes[best] = max(slotSizes[best], count)
-            return Value(slot: best, shape: shape)
-        }
-        slotSizes.append(count)
-        return Value(slot: slotSizes.count - 1, shape: shape)
+        Value(slot: layout.allocate(shape.reduce(1, *)), shape: shape)
     }
 
     private func release(_ value: Value) {
-        if value.slot >= 0 && !freeSlots.contains(value.slot) { freeSlots.append(value.slot) }
+        if value.slot >= 0 { layout.release(value.slot) }
     }
 
     // MARK: Running
@@ -276,4 +271,40 @@ final class InferencePlan {
             : Tensor(shape: output.shape, scalars: Array(UnsafeBufferPointer(start: buffers[output.slot], count: output.count)))
         return (out, endpoints)
     }
+}
+
+/// Places the plan's values in one block of memory as they are planned: each new value at the
+/// lowest place, on a 64-byte boundary, that overlaps no live value (first fit by address).
+///
+/// Why lowest-first: the places reused most are the ones written most recently, so a layer's
+/// output mostly lands on memory that is still in cache. An output written to memory last
+/// touched a whole pass ago (the weights streaming through evict it) has every cache line read
+/// from DRAM before it is written: at batch 1 that cost Conv2d_2c_3x3 (2.4 MB of output) ~25% of
+/// its time. With a buffer per value it did; here its output lands on Conv2d_1a_7x7's, written a
+/// millisecond earlier (batch 1: 5.15 → 4.95 ms per image).
+struct ArenaLayout {
+    /// Each slot's first float.
+    private(set) var offsets: [Int] = []
+    private var counts: [Int] = []
+    private var live: Set<Int> = []
+    /// Floats the block needs.
+    private(set) var size = 0
+
+    /// A new live slot of `count` floats.
+    mutating func allocate(_ count: Int) -> Int {
+        let rounded = (count + 15) / 16 * 16
+        var offset = 0
+        for slot in live.sorted(by: { offsets[$0] < offsets[$1] }) {
+            if offset + rounded <= offsets[slot] { break }
+            offset = max(offset, offsets[slot] + counts[slot])
+        }
+        offsets.append(offset)
+        counts.append(rounded)
+        live.insert(offsets.count - 1)
+        size = max(size, offset + rounded)
+        return offsets.count - 1
+    }
+
+    /// Frees a slot's place for later values (again: no effect).
+    mutating func release(_ slot: Int) { live.remove(slot) }
 }
