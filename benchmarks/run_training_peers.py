@@ -65,6 +65,8 @@ QUICK_CONFIGS = {
     "quick-64": dict(batch=4, height=64, width=64, global_pool=True, anchor_ips=None, anchor_rss=None),
     "quick-80": dict(batch=2, height=80, width=80, global_pool=True, anchor_ips=None, anchor_rss=None),
 }
+# Each engine's ratios are against the peer running the same network.
+PEER_OF = {"tf-slim": "tf-slim", "ours": "tf-slim", "ours-winograd": "tf-slim", "pytorch": "pytorch", "ours-tv": "pytorch"}
 TARGET_IPS_RATIO = 1.5        # ours images/s >= 1.5x TF-slim's, at both sizes
 TARGET_RSS_224_BYTES = 1.5e9  # our peak RSS at 224 <= 1.5 GB
 MIB = 1024.0 * 1024.0
@@ -145,6 +147,115 @@ def tf_worker(args):
     }))
 
 
+def torch_worker(args):
+    """torchvision's GoogLeNet training step in PyTorch (the issue's PyTorch anchor), written out
+    with torch.nn: this machine's torchvision wheel does not load its C++ operators, and the
+    network needs none of them. Same layers as torchvision.models.googlenet(aux_logits=True,
+    init_weights=True): BasicConv2d = conv (no bias) + batch norm (eps 0.001) + ReLU, the "5x5"
+    branch with a 3x3 kernel (torchvision's), ceil-mode max pools, two auxiliary classifiers
+    (4x4 adaptive pool, 1x1 conv 128, fc 1024, dropout 0.7, fc), dropout 0.2 before the last fc,
+    1000 classes; loss = CE(main) + 0.3 * (CE(aux1) + CE(aux2)) as torchvision's reference
+    training script; RMSprop with slim's settings (as ours), weight decay 4e-5; channels_last."""
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    rss_import = rp.peak_rss_mb()
+
+    def conv(i, o, **kw):
+        return nn.Sequential(nn.Conv2d(i, o, bias=False, **kw), nn.BatchNorm2d(o, eps=0.001), nn.ReLU(inplace=True))
+
+    class Inception(nn.Module):
+        def __init__(self, i, c1, c3r, c3, c5r, c5, pp):
+            super().__init__()
+            self.b1 = conv(i, c1, kernel_size=1)
+            self.b2 = nn.Sequential(conv(i, c3r, kernel_size=1), conv(c3r, c3, kernel_size=3, padding=1))
+            self.b3 = nn.Sequential(conv(i, c5r, kernel_size=1), conv(c5r, c5, kernel_size=3, padding=1))
+            self.b4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), conv(i, pp, kernel_size=1))
+
+        def forward(self, x):
+            return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+    class Aux(nn.Module):
+        def __init__(self, i, classes):
+            super().__init__()
+            self.conv = conv(i, 128, kernel_size=1)
+            self.fc1, self.fc2 = nn.Linear(2048, 1024), nn.Linear(1024, classes)
+
+        def forward(self, x):
+            x = torch.flatten(self.conv(F.adaptive_avg_pool2d(x, (4, 4))), 1)
+            return self.fc2(F.dropout(F.relu(self.fc1(x), inplace=True), 0.7, self.training))
+
+    class GoogLeNet(nn.Module):
+        def __init__(self, classes=1000):
+            super().__init__()
+            pool = lambda k=3: nn.MaxPool2d(k, stride=2, ceil_mode=True)  # noqa: E731
+            self.stem = nn.Sequential(conv(3, 64, kernel_size=7, stride=2, padding=3), pool(),
+                                      conv(64, 64, kernel_size=1), conv(64, 192, kernel_size=3, padding=1), pool())
+            self.i3 = nn.Sequential(Inception(192, 64, 96, 128, 16, 32, 32), Inception(256, 128, 128, 192, 32, 96, 64), pool())
+            self.i4a = Inception(480, 192, 96, 208, 16, 48, 64)
+            self.i4bcd = nn.Sequential(Inception(512, 160, 112, 224, 24, 64, 64), Inception(512, 128, 128, 256, 24, 64, 64),
+                                       Inception(512, 112, 144, 288, 32, 64, 64))
+            self.i4e = nn.Sequential(Inception(528, 256, 160, 320, 32, 128, 128), pool(2))
+            self.i5 = nn.Sequential(Inception(832, 256, 160, 320, 32, 128, 128), Inception(832, 384, 192, 384, 48, 128, 128))
+            self.aux1, self.aux2 = Aux(512, classes), Aux(528, classes)
+            self.fc = nn.Linear(1024, classes)
+            for m in self.modules():  # torchvision's init_weights
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+
+        def forward(self, x):
+            x = self.i4a(self.i3(self.stem(x)))
+            a1 = self.aux1(x)
+            x = self.i4bcd(x)
+            a2 = self.aux2(x)
+            x = self.i5(self.i4e(x))
+            x = F.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1), 0.2, self.training)
+            return self.fc(x), a2, a1
+
+    b, (h, w) = args.batch_size, args.image_size
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    model = GoogLeNet().to(memory_format=torch.channels_last).train()
+    params = [p for p in model.parameters()]
+    decay = [p for p in params if p.dim() > 1]
+    others = [p for p in params if p.dim() <= 1]
+    opt = torch.optim.RMSprop([{"params": decay, "weight_decay": 4e-5}, {"params": others, "weight_decay": 0.0}],
+                              lr=LEARNING_RATE, alpha=0.9, eps=1.0, momentum=0.9)
+    images = (torch.rand(b, 3, h, w) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 1000, (b,), generator=torch.Generator().manual_seed(0))
+    setup_s = time.perf_counter() - t0
+    losses = []
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out, a2, a1 = model(images)
+        loss = F.cross_entropy(out, labels) + 0.3 * (F.cross_entropy(a1, labels) + F.cross_entropy(a2, labels))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+
+    for _ in range(args.warmup):
+        step()
+    cpu0, wall0 = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
+    times = rp.time_loop(step, 0, args.iterations)
+    timed_cores = (cpu_seconds(resource.RUSAGE_SELF) - cpu0) / (time.perf_counter() - wall0)
+    if not all(map(lambda v: v == v and abs(v) != float("inf"), losses)):
+        raise AssertionError(f"non-finite loss: {losses}")
+    med = statistics.median(times)
+    print(json.dumps({
+        "engine": "pytorch", "torch": torch.__version__, "batch_size": b, "image_size": [h, w],
+        "threads": args.threads, "times_ms": times, "ms_per_step_median": med, "images_per_second": 1000.0 * b / med,
+        "peak_rss_mb": rp.peak_rss_mb(), "rss_after_import_mb": rss_import, "setup_s": setup_s,
+        "timed_cores": timed_cores, "trainable_parameters": int(sum(p.numel() for p in params)),
+        "loss_first": losses[0], "loss_last": losses[-1],
+    }))
+
+
 # --------------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------------
@@ -187,6 +298,9 @@ def main():
                     help="TF_ENABLE_ONEDNN_OPTS for the TF-slim worker (default 1: TensorFlow as shipped)")
     ap.add_argument("--ours-winograd", action="store_true",
                     help="also time ours with --winograd (Winograd 3x3 training convolutions, opt-in) as engine ours-winograd")
+    ap.add_argument("--torch", action="store_true",
+                    help="also time torchvision's GoogLeNet in PyTorch (needs torch) as engine pytorch, and ours on "
+                         "the same network (`--model googlenet_torchvision`) as engine ours-tv")
     ap.add_argument("--load-threshold", type=float, default=1.2, help="wait while the 1-min load is above this")
     ap.add_argument("--max-wait", type=float, default=600,
                     help="longest total wait for a quiet machine (before the run and between rounds), seconds")
@@ -194,15 +308,16 @@ def main():
                     help="before each round, wait while other processes use more than this many cores")
     # worker mode
     ap.add_argument("--tf-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--image-size", type=int, nargs=2, default=[224, 224], help=argparse.SUPPRESS)
     ap.add_argument("--global-pool", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    if args.tf_worker:
+    if args.tf_worker or args.torch_worker:
         args.iterations = 10 if args.iterations is None else args.iterations
         args.warmup = 3 if args.warmup is None else args.warmup
-        return tf_worker(args)
+        return tf_worker(args) if args.tf_worker else torch_worker(args)
 
     quick = args.quick
     args.rounds = args.rounds if args.rounds is not None else (1 if quick else 3)
@@ -246,10 +361,17 @@ def main():
                                                              "--warmup", str(args.warmup), "--threads", str(args.threads)]
         if engine == "tf-slim":
             return [py, me, "--tf-worker"] + common + ["--tf-onednn", args.tf_onednn]
-        return [binary, "bench", "--train"] + common + ["--json"] + (["--winograd"] if engine == "ours-winograd" else [])
+        if engine == "pytorch":
+            return [py, me, "--torch-worker"] + common
+        ours = [binary, "bench", "--train"] + common + ["--json"]
+        if engine == "ours-tv":
+            return ours + ["--model", "googlenet_torchvision", "--num-classes", "1000"]
+        return ours + (["--winograd"] if engine == "ours-winograd" else [])
 
     # "ours-winograd": the opt-in Winograd training convolutions (`inception train --winograd`).
-    engines = ["tf-slim", "ours"] + (["ours-winograd"] if args.ours_winograd else [])
+    # "pytorch" / "ours-tv": torchvision's GoogLeNet in PyTorch and in ours (compared with each other).
+    engines = (["tf-slim", "ours"] + (["ours-winograd"] if args.ours_winograd else [])
+               + (["pytorch", "ours-tv"] if args.torch else []))
     results = {(e, n): [] for e in engines for n, _ in configs}
     loads, errors, round_waits = [], [], []
     t_start, busy0, own0 = time.time(), rp.cpu_busy_seconds(), rp.own_cpu_seconds()
@@ -304,15 +426,15 @@ def main():
             s["timed_cores"] = statistics.median(o["timed_cores"] for o in outs)
         summary[(e, n)] = s
 
-    hdr = ["configuration", "engine", "ms/step (median)", "images/s", "peak RSS MB", "images/s vs TF-slim",
-           "peak RSS vs TF-slim"]
+    hdr = ["configuration", "engine", "ms/step (median)", "images/s", "peak RSS MB", "images/s vs peer",
+           "peak RSS vs peer"]
     table, rows = [hdr], []
     for n, c in configs:
-        base = summary.get(("tf-slim", n))
         for e in engines:
             s = summary.get((e, n))
             if not s:
                 continue
+            base = summary.get((PEER_OF[e], n))
             ri = s["ips"] / base["ips"] if base else float("nan")
             rr = s["rss"] / base["rss"] if base else float("nan")
             rows.append((n, e, s, ri, rr))
@@ -331,6 +453,11 @@ def main():
             v = summary[("ours", n)]["ips"] / summary[("tf-slim", n)]["ips"]
             targets.append((f"{n}: ours images/s >= 1.5x TF-slim ({config_label(CONFIGS[n])})", f"{v:.2f}x",
                             v >= TARGET_IPS_RATIO))
+    for n in ("224", "112"):
+        if ("ours-tv", n) in summary and ("pytorch", n) in summary:
+            v = summary[("ours-tv", n)]["ips"] / summary[("pytorch", n)]["ips"]
+            targets.append((f"{n}: ours images/s > PyTorch's on torchvision's GoogLeNet ({config_label(CONFIGS[n])})",
+                            f"{v:.2f}x", v > 1.0))
     if ("ours", "224") in summary:
         v = summary[("ours", "224")]["rss"]
         targets.append(("224: our peak RSS <= 1.5 GB (1.5e9 bytes = 1430.5 MB)", f"{v:.1f} MB ({v * MIB / 1e9:.2f} GB)",
@@ -373,13 +500,16 @@ def write_report(path, table, rows, summary, targets, configs, m, sw, args, cmdl
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     share = load["foreign"] / max(load["core_seconds"], 1e-9)
     L = []
-    L.append("# Training-step benchmark: `inception` vs TF-slim (CPU, same machine)\n")
-    L.append(f"Measured {now} by `benchmarks/run_training_peers.py` in one run, the two engines alternating round by "
+    L.append("# Training-step benchmark: `inception` vs TF-slim"
+             + (" and PyTorch" if args.torch else "") + " (CPU, same machine)\n")
+    L.append(f"Measured {now} by `benchmarks/run_training_peers.py` in one run, the engines alternating round by "
              f"round (the order flips every round), {args.rounds} round(s) x {args.iterations} timed training steps "
-             f"after {args.warmup} warm-up step(s), per engine and configuration, **{args.threads} threads** for both. "
+             f"after {args.warmup} warm-up step(s), per engine and configuration, **{args.threads} threads** for every engine. "
              f"Run time {load['wall'] / 60:.1f} min. A step is forward + backward + RMSProp update + batch-norm moving "
              "averages on one random batch held in memory. Higher images/s is better; a ratio above 1x in "
-             "*images/s vs TF-slim* means we are faster, below 1x in *peak RSS vs TF-slim* that we use less memory.\n")
+             "*images/s vs peer* means we are faster, below 1x in *peak RSS vs peer* that we use less memory. "
+             "The peer is the engine that runs the same network: TF-slim for `inception_v1` (ours, ours-winograd)"
+             + (", PyTorch for torchvision's GoogLeNet (ours-tv)" if args.torch else "") + ".\n")
     if share > NOISY_SHARE:
         L.append(f"> **Noisy run.** Other processes used {100 * share:.0f}% of the machine's CPU time during this run "
                  f"(1-minute load {min(load['rounds']):.2f}..{max(load['rounds']):.2f} at the round starts, after "
@@ -454,6 +584,18 @@ def write_report(path, table, rows, summary, targets, configs, m, sw, args, cmdl
                  "stays direct. Its gradients are ~1e-3 (relative) from TF-slim's instead of ~2e-5, beyond the "
                  "training parity tests' tolerances, which is why it is not the default; the targets are judged on "
                  "**ours**.")
+    if args.torch:
+        tv = next((o.get("torch") for (e, _), outs in results.items() if e == "pytorch" for o in outs), "?")
+        L.append(f"- **pytorch**: PyTorch {tv} (CPU), torchvision's GoogLeNet written out with `torch.nn` in "
+                 "`run_training_peers.py --torch-worker` (this machine's torchvision wheel does not load its C++ "
+                 "operators; the network uses none): the same layers, initialisation and auxiliary classifiers as "
+                 "`torchvision.models.googlenet(aux_logits=True, init_weights=True)`, 1000 classes, loss = "
+                 "CE(main) + 0.3·(CE(aux1) + CE(aux2)) as torchvision's reference training script, `RMSprop(lr "
+                 "0.01, alpha 0.9, eps 1.0, momentum 0.9)` with weight decay 4e-5 on conv/fc weights, model and "
+                 f"batch in `channels_last`, `torch.set_num_threads({args.threads})`, one inter-op thread; each "
+                 "step (zero_grad, forward, loss, backward, step) timed after the warm-up steps.")
+        L.append("- **ours-tv**: `inception bench --train --model googlenet_torchvision --num-classes 1000 …`: the "
+                 "same network (torchvision's layout, auxiliary classifiers weighted 0.3), RMSProp as in *ours*.")
     L.append("- Statistic: for each engine and round the median of its timed steps; the table shows the median of "
              "those round medians (the same statistic for both, since `inception bench` reports per-run medians). "
              "Peak RSS: `ru_maxrss` of the engine's own process (launched through `sh -c` so it does not inherit "
