@@ -133,8 +133,9 @@ extension Convolution2D {
     /// (``runOnPaddedInput(_:batch:geometry:into:channelStride:)``) instead of gathering
     /// receptive fields: when a kernel row's inputs are a short run (KW·CI ≤ 64 floats, where a
     /// copy per run costs as much as the multiply-adds: gathering took a third of the 3-channel
-    /// 7x7 stem's time, 1.38 → 0.96 ms on one core at 224×224) and output rows are long enough for whole register tiles (the
-    /// kernels' row tiles cannot span output rows). A switch for tests.
+    /// 7x7 stem's time, 1.38 → 0.96 ms on one core at 224×224) and output rows are long enough
+    /// for whole register tiles (the kernels' row tiles cannot span output rows). The static
+    /// variable is a switch for tests.
     nonisolated(unsafe) static var paddedInputPath = true
 
     static func readsPaddedInput(window: Window2D, channels: Int, outputWidth: Int) -> Bool {
