@@ -179,12 +179,17 @@ final class LoadBehaviourTests: XCTestCase {
         let png = [UInt8](Fixture.png(size: 64))
         let statuses = try await withLiveServer({ $0.maxBatch = 2; $0.maxDelayMilliseconds = 0 }) { port, shutdown in
             try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<6 {
+                for i in 0..<6 {
+                    // The last request sends the second half of its body 400 ms after the first,
+                    // so that it is still being read when the shutdown starts (a pass takes a few
+                    // milliseconds: without a slow request, all six could be done by then).
+                    let half = png.count / 2
+                    let chunks = i == 5 ? [Array(png[..<half]), Array(png[half...])] : [png]
                     group.addTask {
                         try await RawHTTP.exchange(
                             port: port,
                             head: "POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: \(png.count)\r\nConnection: close\r\n\r\n",
-                            chunks: [png]).status
+                            chunks: chunks, pauseMilliseconds: i == 5 ? 400 : 0).status
                     }
                 }
                 // Shut down once all six are accepted and some are still being decoded, queued or run.

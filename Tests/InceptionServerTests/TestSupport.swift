@@ -133,17 +133,24 @@ struct RawHTTP {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    static func exchange(port: Int, head: String, chunks: [[UInt8]] = [], timeoutSeconds: Int = 60) async throws -> Reply {
+    /// Sends `head` and `chunks` (waiting `pauseMilliseconds` before each chunk after the first)
+    /// and reads the reply.
+    static func exchange(port: Int, head: String, chunks: [[UInt8]] = [], timeoutSeconds: Int = 60,
+                         pauseMilliseconds: Int = 0) async throws -> Reply {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try blockingExchange(port: port, head: head, chunks: chunks, timeoutSeconds: timeoutSeconds) })
+                continuation.resume(with: Result {
+                    try blockingExchange(port: port, head: head, chunks: chunks, timeoutSeconds: timeoutSeconds,
+                                         pauseMilliseconds: pauseMilliseconds)
+                })
             }
         }
     }
 
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    static func blockingExchange(port: Int, head: String, chunks: [[UInt8]], timeoutSeconds: Int) throws -> Reply {
+    static func blockingExchange(port: Int, head: String, chunks: [[UInt8]], timeoutSeconds: Int,
+                                 pauseMilliseconds: Int = 0) throws -> Reply {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -175,7 +182,10 @@ struct RawHTTP {
             return true
         }
         if send(Array(head.utf8)) {
-            for chunk in chunks where !send(chunk) { break }
+            for (i, chunk) in chunks.enumerated() {
+                if i > 0 && pauseMilliseconds > 0 { usleep(useconds_t(pauseMilliseconds * 1000)) }
+                if !send(chunk) { break }
+            }
         }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
