@@ -34,6 +34,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import resource
@@ -221,7 +222,7 @@ def torch_worker(args):
     t0 = time.perf_counter()
     torch.manual_seed(0)
     model = GoogLeNet().to(memory_format=torch.channels_last).train()
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     decay = [p for p in params if p.dim() > 1]
     others = [p for p in params if p.dim() <= 1]
     opt = torch.optim.RMSprop([{"params": decay, "weight_decay": 4e-5}, {"params": others, "weight_decay": 0.0}],
@@ -244,7 +245,7 @@ def torch_worker(args):
     cpu0, wall0 = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
     times = rp.time_loop(step, 0, args.iterations)
     timed_cores = (cpu_seconds(resource.RUSAGE_SELF) - cpu0) / (time.perf_counter() - wall0)
-    if not all(map(lambda v: v == v and abs(v) != float("inf"), losses)):
+    if not all(math.isfinite(v) for v in losses):
         raise AssertionError(f"non-finite loss: {losses}")
     med = statistics.median(times)
     print(json.dumps({

@@ -23,23 +23,23 @@ IK_INLINE IK_AVX2 void tile_6x16(const int mr, ptrdiff_t kc,
     /* Rows 0-2 addressed from a0, rows 3-5 from a3: base + lda·{0,1,2} keeps it to two
      * pointers and one stride register. */
     for (ptrdiff_t done = 0; done < kc; done += seg_len, a += seg_stride) {  /* K segments (see ik_block) */
-    const ptrdiff_t len = kc - done < seg_len ? kc - done : seg_len;
-    const float *a0 = a, *a3 = a + 3 * lda;
-    for (ptrdiff_t k = 0; k < len; k++) {
-        const __m256 b0 = _mm256_loadu_ps(b);
-        const __m256 b1 = _mm256_loadu_ps(b + 8);
-        b += 16;
-        __m256 x;
+        const ptrdiff_t len = kc - done < seg_len ? kc - done : seg_len;
+        const float *a0 = a, *a3 = a + 3 * lda;
+        for (ptrdiff_t k = 0; k < len; k++) {
+            const __m256 b0 = _mm256_loadu_ps(b);
+            const __m256 b1 = _mm256_loadu_ps(b + 8);
+            b += 16;
+            __m256 x;
 #define IK_ROW(i, p, r)                                              \
-        if (mr > i) {                                                \
-            x = _mm256_broadcast_ss(p + r * lda + k);                \
-            lo[i] = _mm256_fmadd_ps(x, b0, lo[i]);                   \
-            hi[i] = _mm256_fmadd_ps(x, b1, hi[i]);                   \
-        }
-        IK_ROW(0, a0, 0) IK_ROW(1, a0, 1) IK_ROW(2, a0, 2)
-        IK_ROW(3, a3, 0) IK_ROW(4, a3, 1) IK_ROW(5, a3, 2)
+            if (mr > i) {                                            \
+                x = _mm256_broadcast_ss(p + r * lda + k);            \
+                lo[i] = _mm256_fmadd_ps(x, b0, lo[i]);               \
+                hi[i] = _mm256_fmadd_ps(x, b1, hi[i]);               \
+            }
+            IK_ROW(0, a0, 0) IK_ROW(1, a0, 1) IK_ROW(2, a0, 2)
+            IK_ROW(3, a3, 0) IK_ROW(4, a3, 1) IK_ROW(5, a3, 2)
 #undef IK_ROW
-    }
+        }
     }
 
     /* Epilogue: add the earlier K blocks' partial sums (already in C) or the bias, clamp, store.

@@ -147,27 +147,6 @@ IK_INLINE IK_AVX512 void tile_8x32_window(const int np, const int mr, ptrdiff_t 
         }                                                                                        \
     } while (0)
 
-/* A segmented block (ik_conv_window_rows): panel pairs outer, 8-row window tiles inner. */
-static IK_AVX512 void window_block(const ik_block *blk) {
-    const ptrdiff_t m = blk->m, kc = blk->kc, lda = blk->lda, ldc = blk->ldc, ps = blk->panel_stride;
-    const ptrdiff_t sl = blk->seg_len, ss = blk->seg_stride;
-    ptrdiff_t p = 0;
-    for (; p + 2 <= blk->panels; p += 2) {
-        const float *b = blk->b + p * ps;
-        const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
-        const int cols = p + 2 == blk->panels ? blk->last_cols : 16;
-        float *c = blk->c + 16 * p;
-        IK_WINDOW_ROWS(2);
-    }
-    if (p < blk->panels) {
-        const float *b = blk->b + p * ps;
-        const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
-        const int cols = blk->last_cols;
-        float *c = blk->c + 16 * p;
-        IK_WINDOW_ROWS(1);
-    }
-}
-
 /* All row tiles of one (pair of) panel(s): full 12-row tiles, then the remainder with a tile
  * specialised for its row count. */
 #define IK_ROWS(NP)                                                                              \
@@ -195,27 +174,27 @@ static IK_AVX512 void window_block(const ik_block *blk) {
     } while (0)
 
 /* Loop order within a cache block: panel pairs outer (the kc×32 slice, ≤ 32 KB, stays in L1
- * across the row tiles), 12-row tiles inner (each reads its 12×kc strip of A from L2). */
+ * across the row tiles), row tiles inner (each reads its strip of A from L2): 12-row tiles, or
+ * 8-row window tiles when A is segmented (ik_conv_window_rows). */
 IK_AVX512 void ik_block_avx512(const ik_block *blk) {
-    if (blk->seg_stride != 0) {
-        window_block(blk);
-        return;
-    }
     const ptrdiff_t m = blk->m, kc = blk->kc, lda = blk->lda, ldc = blk->ldc, ps = blk->panel_stride;
+    const ptrdiff_t sl = blk->seg_len, ss = blk->seg_stride;
     ptrdiff_t p = 0;
     for (; p + 2 <= blk->panels; p += 2) {
         const float *b = blk->b + p * ps;
         const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
         const int cols = p + 2 == blk->panels ? blk->last_cols : 16;
         float *c = blk->c + 16 * p;
-        IK_ROWS(2);
+        if (ss != 0) IK_WINDOW_ROWS(2);
+        else IK_ROWS(2);
     }
     if (p < blk->panels) {
         const float *b = blk->b + p * ps;
         const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
         const int cols = blk->last_cols;
         float *c = blk->c + 16 * p;
-        IK_ROWS(1);
+        if (ss != 0) IK_WINDOW_ROWS(1);
+        else IK_ROWS(1);
     }
 }
 
