@@ -1,6 +1,7 @@
 /* GEMM driver: packing, cache blocking, and the portable micro-kernel. */
 #include "inception_kernels.h"
 #include "gemm_internal.h"
+#include <string.h>
 
 const int32_t ik_mask_table[32] = {
     -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
@@ -22,6 +23,10 @@ void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, con
         const ptrdiff_t j0 = p * IK_PANEL_WIDTH;
         const ptrdiff_t w = n - j0 < IK_PANEL_WIDTH ? n - j0 : IK_PANEL_WIDTH;
         float *dst = packed + p * IK_PANEL_WIDTH * k;
+        if (w == IK_PANEL_WIDTH && !column_scale) {  /* whole panel: 64-byte row copies */
+            for (ptrdiff_t kk = 0; kk < k; kk++) memcpy(dst + kk * IK_PANEL_WIDTH, b + kk * ldb + j0, sizeof(float) * IK_PANEL_WIDTH);
+            continue;
+        }
         for (ptrdiff_t kk = 0; kk < k; kk++) {
             const float *src = b + kk * ldb + j0;
             ptrdiff_t j = 0;
@@ -64,6 +69,32 @@ void tile_4x16(const int mr, ptrdiff_t kc, const float *restrict a, ptrdiff_t ld
     }
 }
 
+/* The same tile for an A stored column by column (ik_block's a_transposed): the mr values of
+ * one column are adjacent; columns are `step` apart, segments `seg_stride` apart, and the
+ * block's first column is at position j of its segment. No bias or ReLU (weight gradients). */
+static inline __attribute__((always_inline))
+void tile_4x16_t(const int mr, ptrdiff_t kc, const float *restrict a, ptrdiff_t step, ptrdiff_t seg_len,
+                 ptrdiff_t seg_stride, ptrdiff_t j, const float *restrict b, float *restrict c, ptrdiff_t ldc,
+                 int cols, int load_c) {
+    float acc[IK_PMR][16];
+    for (int i = 0; i < IK_PMR; i++)
+        for (int jj = 0; jj < 16; jj++) acc[i][jj] = 0.0f;
+    const ptrdiff_t wrap = seg_stride - seg_len * step;
+    for (ptrdiff_t k = 0; k < kc; k++) {
+        for (int i = 0; i < mr; i++) {
+            const float x = a[i];
+            for (int jj = 0; jj < 16; jj++) acc[i][jj] += x * b[jj];
+        }
+        b += 16;
+        a += step;
+        if (++j == seg_len) { j = 0; a += wrap; }
+    }
+    for (int i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        for (int jj = 0; jj < cols; jj++) row[jj] = acc[i][jj] + (load_c ? row[jj] : 0.0f);
+    }
+}
+
 void ik_block_portable(const ik_block *blk) {
     const ptrdiff_t m = blk->m, kc = blk->kc, lda = blk->lda, ldc = blk->ldc;
     for (ptrdiff_t p = 0; p < blk->panels; p++) {
@@ -72,6 +103,18 @@ void ik_block_portable(const ik_block *blk) {
         const int cols = p == blk->panels - 1 ? blk->last_cols : 16;
         float *c = blk->c + 16 * p;
         ptrdiff_t i = 0;
+        if (blk->a_transposed) {
+            const ptrdiff_t sl = blk->seg_len, ss = blk->seg_stride, j0 = blk->seg_start;
+            for (; i + IK_PMR <= m; i += IK_PMR)
+                tile_4x16_t(IK_PMR, kc, blk->a + i, lda, sl, ss, j0, b, c + i * ldc, ldc, cols, blk->load_c);
+            switch (m - i) {
+            case 1: tile_4x16_t(1, kc, blk->a + i, lda, sl, ss, j0, b, c + i * ldc, ldc, cols, blk->load_c); break;
+            case 2: tile_4x16_t(2, kc, blk->a + i, lda, sl, ss, j0, b, c + i * ldc, ldc, cols, blk->load_c); break;
+            case 3: tile_4x16_t(3, kc, blk->a + i, lda, sl, ss, j0, b, c + i * ldc, ldc, cols, blk->load_c); break;
+            default: break;
+            }
+            continue;
+        }
         for (; i + IK_PMR <= m; i += IK_PMR)
             tile_4x16(IK_PMR, kc, blk->a + i * lda, lda, blk->seg_len, blk->seg_stride, b, c + i * ldc, ldc, bias, cols, blk->load_c, blk->relu);
         switch (m - i) {
@@ -164,6 +207,8 @@ static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
             blk.a = a + i0 * lda + k0;
             blk.seg_len = blk.kc;
             blk.seg_stride = 0;  /* one segment: the kernels' plain path */
+            blk.a_transposed = 0;
+            blk.seg_start = 0;
             blk.b = packed + panel_begin * blk.panel_stride + k0 * IK_PANEL_WIDTH;
             blk.bias = k0 == 0 ? biasb : NULL;
             blk.load_c = k0 != 0 || accumulate;
@@ -196,6 +241,8 @@ void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_
     blk.m = ow;
     blk.seg_len = seg;
     blk.seg_stride = cw->padded_width * ci;
+    blk.a_transposed = 0;
+    blk.seg_start = 0;
     for (ptrdiff_t r = row_begin; r < row_end; r++) {
         const ptrdiff_t image = r / oh, oy = r % oh;
         const float *top = cw->input + ((image * cw->padded_height + oy * cw->stride_h) * cw->padded_width) * ci;
@@ -208,6 +255,52 @@ void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_
             blk.bias = s0 == 0 ? cw->bias : NULL;
             blk.load_c = s0 != 0;
             blk.relu = cw->relu && s0 + segs >= cw->kernel_h;
+            prm.block(&blk);
+        }
+    }
+}
+
+/* C (+)= A·B with A stored column by column, its columns in segments (see ik_block's
+ * a_transposed). This is the shape of a weight gradient, dW[tap][ci][co] = Σ_pixels
+ * X[pixel + tap offset][ci] · dZ[pixel][co]: A's rows are input channels (adjacent floats),
+ * its columns pixels (a channel stride apart, a padded row apart at each output row's end),
+ * so the input is read in place for every tap with no im2col copy and no transpose. K blocks
+ * may start inside a segment; the kernels carry the position. */
+void ik_gemm_transposed_a(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                          const float *a, ptrdiff_t column_step, ptrdiff_t seg_len, ptrdiff_t seg_stride,
+                          const float *packed, float *c, ptrdiff_t ldc, int accumulate) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!accumulate)
+            for (ptrdiff_t i = 0; i < m; i++)
+                for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = 0.0f;
+        return;
+    }
+    if (seg_len <= 0) seg_len = k;
+    const ik_params prm = params_for(ik_gemm_isa());
+    const ptrdiff_t kblocks = (k + prm.kc - 1) / prm.kc;
+    const ptrdiff_t kc = (k + kblocks - 1) / kblocks;
+    const ptrdiff_t panels = (n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
+    ik_block blk;
+    blk.lda = column_step;
+    blk.ldc = ldc;
+    blk.panel_stride = IK_PANEL_WIDTH * k;
+    blk.panels = panels;
+    blk.last_cols = (int)(n - (panels - 1) * IK_PANEL_WIDTH);
+    blk.seg_len = seg_len;
+    blk.seg_stride = seg_stride;
+    blk.a_transposed = 1;
+    blk.bias = NULL;
+    blk.relu = 0;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += prm.mc) {
+        blk.m = m - i0 < prm.mc ? m - i0 : prm.mc;
+        blk.c = c + i0 * ldc;
+        for (ptrdiff_t k0 = 0; k0 < k; k0 += kc) {
+            blk.kc = k - k0 < kc ? k - k0 : kc;
+            blk.seg_start = k0 % seg_len;
+            blk.a = a + i0 + (k0 / seg_len) * seg_stride + blk.seg_start * column_step;
+            blk.b = packed + k0 * IK_PANEL_WIDTH;
+            blk.load_c = k0 != 0 || accumulate;
             prm.block(&blk);
         }
     }

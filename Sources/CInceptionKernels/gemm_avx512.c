@@ -127,6 +127,67 @@ IK_INLINE IK_AVX512 void tile_8x32_window(const int np, const int mr, ptrdiff_t 
     store_tile(np, mr, lo, hi, c, ldc, bias, cols, load_c, relu);
 }
 
+/* Register tile for an A stored column by column (ik_block's a_transposed; weight gradients):
+ * 12 rows × 32 columns as tile_12x32, but the 12 values of one column are adjacent floats,
+ * broadcast at immediate offsets from one pointer that steps a column per k (and a segment's
+ * remainder at each segment's end): so the input is read in place, with no transposed copy.
+ * Per k step: 2 loads of B, 12 broadcasts, 24 FMAs. No bias or ReLU. */
+IK_INLINE IK_AVX512 void tile_12x32_t(const int np, const int mr, ptrdiff_t kc,
+                                      const float *restrict a, ptrdiff_t step, ptrdiff_t seg_len,
+                                      ptrdiff_t seg_stride, ptrdiff_t j,
+                                      const float *restrict b, ptrdiff_t panel_stride,
+                                      float *restrict c, ptrdiff_t ldc, int cols, int load_c) {
+    __m512 lo[IK_MR], hi[IK_MR];
+    for (int i = 0; i < IK_MR; i++) { lo[i] = _mm512_setzero_ps(); hi[i] = _mm512_setzero_ps(); }
+    const float *b2 = b + panel_stride;
+    const ptrdiff_t wrap = seg_stride - seg_len * step;
+    for (ptrdiff_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(b);
+        const __m512 b1 = np == 2 ? _mm512_loadu_ps(b2) : _mm512_setzero_ps();
+        _mm_prefetch((const char *)(b + IK_PREFETCH), _MM_HINT_T0);
+        if (np == 2) _mm_prefetch((const char *)(b2 + IK_PREFETCH), _MM_HINT_T0);
+        b += 16;
+        b2 += 16;
+        __m512 x;
+#define IK_ROW(i)                                                    \
+        if (mr > i) {                                                \
+            x = _mm512_set1_ps(a[i]);                                \
+            lo[i] = _mm512_fmadd_ps(x, b0, lo[i]);                   \
+            if (np == 2) hi[i] = _mm512_fmadd_ps(x, b1, hi[i]);      \
+        }
+        IK_ROW(0) IK_ROW(1) IK_ROW(2) IK_ROW(3) IK_ROW(4) IK_ROW(5)
+        IK_ROW(6) IK_ROW(7) IK_ROW(8) IK_ROW(9) IK_ROW(10) IK_ROW(11)
+#undef IK_ROW
+        a += step;
+        if (++j == seg_len) { j = 0; a += wrap; }
+    }
+    store_tile(np, mr, lo, hi, c, ldc, NULL, cols, load_c, 0);
+}
+
+#define IK_TRANSPOSED_ROWS(NP)                                                                   \
+    do {                                                                                         \
+        const ptrdiff_t j0 = blk->seg_start;                                                     \
+        ptrdiff_t i = 0;                                                                         \
+        for (; i + IK_MR <= m; i += IK_MR)                                                       \
+            tile_12x32_t(NP, IK_MR, kc, blk->a + i, lda, sl, ss, j0, b, ps, c + i * ldc, ldc, cols, blk->load_c); \
+        const float *ar = blk->a + i;                                                            \
+        float *cr = c + i * ldc;                                                                 \
+        switch (m - i) {                                                                         \
+        case 1: tile_12x32_t(NP, 1, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 2: tile_12x32_t(NP, 2, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 3: tile_12x32_t(NP, 3, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 4: tile_12x32_t(NP, 4, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 5: tile_12x32_t(NP, 5, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 6: tile_12x32_t(NP, 6, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 7: tile_12x32_t(NP, 7, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 8: tile_12x32_t(NP, 8, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 9: tile_12x32_t(NP, 9, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break;   \
+        case 10: tile_12x32_t(NP, 10, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break; \
+        case 11: tile_12x32_t(NP, 11, kc, ar, lda, sl, ss, j0, b, ps, cr, ldc, cols, blk->load_c); break; \
+        default: break;                                                                          \
+        }                                                                                        \
+    } while (0)
+
 #define IK_WINDOW_ROWS(NP)                                                                       \
     do {                                                                                         \
         ptrdiff_t i = 0;                                                                         \
@@ -174,8 +235,9 @@ IK_INLINE IK_AVX512 void tile_8x32_window(const int np, const int mr, ptrdiff_t 
     } while (0)
 
 /* Loop order within a cache block: panel pairs outer (the kc×32 slice, ≤ 32 KB, stays in L1
- * across the row tiles), row tiles inner (each reads its strip of A from L2): 12-row tiles, or
- * 8-row window tiles when A is segmented (ik_conv_window_rows). */
+ * across the row tiles), row tiles inner (each reads its strip of A from L2): 12-row tiles,
+ * 8-row window tiles when A is segmented (ik_conv_window_rows), or 12-row tiles reading A
+ * column by column (ik_gemm_transposed_a). */
 IK_AVX512 void ik_block_avx512(const ik_block *blk) {
     const ptrdiff_t m = blk->m, kc = blk->kc, lda = blk->lda, ldc = blk->ldc, ps = blk->panel_stride;
     const ptrdiff_t sl = blk->seg_len, ss = blk->seg_stride;
@@ -185,7 +247,8 @@ IK_AVX512 void ik_block_avx512(const ik_block *blk) {
         const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
         const int cols = p + 2 == blk->panels ? blk->last_cols : 16;
         float *c = blk->c + 16 * p;
-        if (ss != 0) IK_WINDOW_ROWS(2);
+        if (blk->a_transposed) IK_TRANSPOSED_ROWS(2);
+        else if (ss != 0) IK_WINDOW_ROWS(2);
         else IK_ROWS(2);
     }
     if (p < blk->panels) {
@@ -193,7 +256,8 @@ IK_AVX512 void ik_block_avx512(const ik_block *blk) {
         const float *bias = blk->bias ? blk->bias + 16 * p : NULL;
         const int cols = blk->last_cols;
         float *c = blk->c + 16 * p;
-        if (ss != 0) IK_WINDOW_ROWS(1);
+        if (blk->a_transposed) IK_TRANSPOSED_ROWS(1);
+        else if (ss != 0) IK_WINDOW_ROWS(1);
         else IK_ROWS(1);
     }
 }

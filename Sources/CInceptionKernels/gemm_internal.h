@@ -14,6 +14,10 @@ typedef struct {
     ptrdiff_t lda;           /* segmented, at a[i·lda + (kk / seg_len)·seg_stride + kk % seg_len] */
     ptrdiff_t seg_len;       /* A's columns come in segments of seg_len (kc: one segment) */
     ptrdiff_t seg_stride;    /* floats from one segment's start to the next's */
+    int a_transposed;        /* 1: A is stored column by column: row i, column kk at
+                              * a[i + (j / seg_len)·seg_stride + (j % seg_len)·lda] with
+                              * j = seg_start + kk (lda is then the step between columns) */
+    ptrdiff_t seg_start;     /* a_transposed only: position of column 0 in its segment */
     const float *b;          /* first panel at row k0; kk-th row of panel p at b[p·panel_stride + 16·kk] */
     ptrdiff_t panel_stride;  /* floats between consecutive panels (16·K) */
     float *c;                /* C block: row i, column j at c[i·ldc + j] */

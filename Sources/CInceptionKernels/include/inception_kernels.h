@@ -63,6 +63,14 @@ void ik_gemm_accumulate(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                         const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
                         float *c, ptrdiff_t ldc);
 
+/* C[i, j] (+)= Σ_kk A[i, kk] · B[kk, j] for all n columns of a packed B, where A is stored
+ * column by column in segments: A[i, kk] = a[i + (kk / seg_len)·seg_stride + (kk % seg_len)·column_step]
+ * (seg_len ≤ 0: one segment). With accumulate the product is added to C, else it replaces it.
+ * A weight gradient read in place: rows are input channels, columns pixels (see gemm.c). */
+void ik_gemm_transposed_a(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                          const float *a, ptrdiff_t column_step, ptrdiff_t seg_len, ptrdiff_t seg_stride,
+                          const float *packed, float *c, ptrdiff_t ldc, int accumulate);
+
 /* A direct convolution on an already zero-padded NHWC input, read in place (no im2col copy):
  * output row r (image r / out_height, oy = r % out_height), pixel ox, channel j is
  * relu?(bias[j] + Σ input[image][oy·stride_h + ky][ox·stride_w + kx][c] · W[ky][kx][c][j]),

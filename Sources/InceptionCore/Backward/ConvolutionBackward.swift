@@ -13,11 +13,11 @@ import Foundation
 ///   dZ pixels whose windows cover it (a "transposed" receptive field of KH·KW·CO values) and
 ///   multiplies by Wᵀ packed as [(kh, kw, o) × c]. No scatter, so threads never collide.
 /// - ``weightGradient(input:outputGradient:window:into:)``: dW = ∂L/∂W, [KH, KW, CI, CO] =
-///   im2col(X)ᵀ · dZ, computed as dWᵀ = dZᵀ · im2col(X) by blocks of output pixels small enough
-///   for the packed block to stay in L2: per block, dZ rows are transposed (CO × rows) and the
-///   receptive fields are packed straight into the GEMM's panel layout. Blocks are dealt to a few
-///   groups in a fixed pattern; each group sums its blocks' products into its own accumulator and
-///   the accumulators are added in order, so the result does not depend on thread timing.
+///   im2col(X)ᵀ · dZ, one GEMM per kernel row reading the (padded) input in place, column by
+///   column, against dZ packed once per chunk of output pixels (no im2col copy, no transposes).
+///   Chunks are dealt to a few groups in a fixed pattern; each group sums its chunks' products
+///   into its own accumulator and the accumulators are added in order, so the result does not
+///   depend on thread timing.
 /// - bias gradient: Σ over pixels of dZ (``BatchNormTraining/channelSums(_:)``).
 public enum ConvolutionGradient {
     /// Z = conv(X, W) (+ bias): the forward these gradients differentiate, reading a slab (so a
@@ -153,79 +153,113 @@ public enum ConvolutionGradient {
                       b: wt, c: dx.base, ldc: dx.stride, bias: nil, relu: false)
     }
 
-    /// dW = im2col(X)ᵀ · dZ into `dw` (HWIO, KH·KW·CI·CO floats, overwritten). See the type's
-    /// documentation for the blocking.
+    /// dW = im2col(X)ᵀ · dZ into `dw` (HWIO, KH·KW·CI·CO floats, overwritten), without im2col.
+    ///
+    /// For kernel row kh, the rows (kw, c) of dW[kh] are KW·CI adjacent floats of a zero-padded
+    /// input row, so dW[kh] ((KW·CI) × CO) = Σ_pixels Xpad[window row kh of the pixel]ᵀ · dZ[pixel]
+    /// is one GEMM whose A is read in place, column by column (`ik_gemm_transposed_a`: one column
+    /// per output pixel, stride·CI floats apart, a padded row apart at each output row's end), and
+    /// whose B is dZ, packed once per chunk and shared by the KH kernel rows. The result comes
+    /// out in HWIO order: no transpose of dZ, none of dW.
+    ///
+    /// Chunks: a 1x1 stride-1 window reads X itself (any pixel range, across images). Other
+    /// windows work on bands of output rows of one image: the band's input rows, zero-padded, are
+    /// copied once into thread scratch (≤ 512 KB with the packed dZ rows, so both stay in L2
+    /// while the kernel rows sweep them). Chunks go to a few groups in a fixed pattern, each group
+    /// summing into its own accumulator, and the accumulators are added in order: the result does
+    /// not depend on thread timing.
     public static func weightGradient(input x: ActivationSlab, outputGradient dz: ActivationSlab, window: Window2D,
                                       into dw: UnsafeMutablePointer<Float>, workspace: Workspace? = nil) {
         guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
             preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
         }
         precondition(dz.batch == x.batch && dz.height == g.outputHeight && dz.width == g.outputWidth)
-        let co = dz.channels
-        let k = window.kernelHeight * window.kernelWidth * x.channels
-        let m = dz.pixels
-        guard k > 0, co > 0 else { return }
-        guard m > 0 else { dw.update(repeating: 0, count: k * co); return }
-        let plan = WeightGradientPlan(m: m, k: k, co: co, threads: Parallel.threadCount)
-        let ck = co * k
+        let (kh, kw, sh, sw) = (window.kernelHeight, window.kernelWidth, window.strideHeight, window.strideWidth)
+        let (ci, co, oh, ow) = (x.channels, dz.channels, g.outputHeight, g.outputWidth)
+        let rowFloats = kw * ci * co, ck = kh * rowFloats  // one kernel row of dW; all of it
+        guard ck > 0 else { return }
+        guard dz.pixels > 0 else { dw.update(repeating: 0, count: ck); return }
+        let paddedWidth = (ow - 1) * sw + kw
+        let packedRow = ((co + 15) / 16) * 16  // floats of one packed dZ row
+        let budget = 1 << 17
+        let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && g.padTop == 0 && g.padLeft == 0
+        // Output rows per band (whole rows of one image), or pixels per chunk when reading X directly.
+        let bandRows: Int, pixelsPerChunk: Int, chunks: Int
+        if direct {
+            bandRows = 1
+            pixelsPerChunk = max(64, min(4096, budget / packedRow))
+            chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
+        } else {
+            let perRow = sh * paddedWidth * ci + ow * packedRow
+            bandRows = max(1, min(oh, (budget - (kh - sh) * paddedWidth * ci) / perRow))
+            pixelsPerChunk = bandRows * ow
+            chunks = dz.batch * ((oh + bandRows - 1) / bandRows)
+        }
+        let bandsPerImage = (oh + bandRows - 1) / bandRows
+        let groups = max(1, min(chunks, 2 * Parallel.threadCount))
         let own = workspace ?? Workspace()
-        let shared = SendableMutablePointer(own.floats(plan.groups * ck))  // one accumulator per group
-        let packer = Im2colPacker(source: x, geometry: g)
-        Parallel.forEach(count: plan.groups) { group in
+        let shared = SendableMutablePointer(own.floats(groups * ck))
+        Parallel.forEach(count: groups) { group in
             let acc = shared.pointer + group * ck
             var first = true
             var chunk = group
-            while chunk < plan.chunks {
-                let start = chunk * plan.rows, rows = min(plan.rows, m - start)
-                let panelFloats = plan.panels * 16 * rows
-                guard let scratch = ik_thread_scratch(panelFloats + co * rows + plan.panels * 16) else { fatalError("out of memory") }
-                let a = scratch + panelFloats
-                packer.pack(rows: start, count: rows, into: scratch, rowBuffer: a + co * rows)
-                transposeRows(dz, start: start, count: rows, into: a)
-                // The first chunk sets the group's sum, later ones add to it inside the GEMM
-                // (the kernel loads C before its epilogue: no temporary, no extra pass over co·k).
-                if first {
-                    ik_gemm(co, rows, k, a, rows, scratch, 0, plan.panels, acc, k, nil, 0)
-                } else {
-                    ik_gemm_accumulate(co, rows, k, a, rows, scratch, 0, plan.panels, acc, k)
+            while chunk < chunks {
+                defer { chunk += groups; first = false }
+                if direct {
+                    let start = chunk * pixelsPerChunk, rows = min(pixelsPerChunk, dz.pixels - start)
+                    guard let packed = ik_thread_scratch(rows * packedRow) else { fatalError("out of memory") }
+                    ik_pack(dz.row(start), dz.stride, rows, co, packed)
+                    ik_gemm_transposed_a(ci, rows, co, x.row(start), x.stride, rows, rows * x.stride,
+                                         packed, acc, co, first ? 0 : 1)
+                    continue
                 }
-                first = false
-                chunk += plan.groups
+                let image = chunk / bandsPerImage, oh0 = (chunk % bandsPerImage) * bandRows
+                let rows = min(bandRows, oh - oh0), bandHeight = (rows - 1) * sh + kh
+                let bandFloats = bandHeight * paddedWidth * ci
+                guard let band = ik_thread_scratch(bandFloats + rows * ow * packedRow) else { fatalError("out of memory") }
+                let packed = band + bandFloats
+                copyPaddedBand(x, geometry: g, image: image, firstRow: oh0 * sh - g.padTop, rows: bandHeight,
+                               paddedWidth: paddedWidth, into: band)
+                ik_pack(dz.row((image * oh + oh0) * ow), dz.stride, rows * ow, co, packed)
+                for r in 0..<kh {
+                    ik_gemm_transposed_a(kw * ci, rows * ow, co, band + r * paddedWidth * ci, sw * ci, ow, sh * paddedWidth * ci,
+                                         packed, acc + r * rowFloats, co, first ? 0 : 1)
+                }
             }
             if first { acc.update(repeating: 0, count: ck) }
         }
-        // dw[kk, o] = Σ_groups acc[group][o, kk], groups in order; blocks of 16 kk per task.
+        // dw = Σ_groups acc[group], in group order; 4096-float blocks per task.
         let out = SendableMutablePointer(dw)
-        let blocks = (k + 15) / 16
-        Parallel.forEach(count: blocks) { block in
-            let k0 = block * 16, k1 = min(k, k0 + 16), width = k1 - k0
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sum in
-                let sum = sum.baseAddress!
-                for o in 0..<co {
-                    sum.update(from: shared.pointer + o * k + k0, count: width)
-                    for group in 1..<max(1, plan.groups) {
-                        let src = UnsafePointer(shared.pointer) + group * ck + o * k + k0
-                        for j in 0..<width { sum[j] += src[j] }
-                    }
-                    for j in 0..<width { out.pointer[(k0 + j) * co + o] = sum[j] }
-                }
+        Parallel.forEach(count: (ck + 4095) / 4096) { block in
+            let j0 = block * 4096, j1 = min(ck, j0 + 4096)
+            (out.pointer + j0).update(from: shared.pointer + j0, count: j1 - j0)
+            for group in 1..<groups {
+                let src = UnsafePointer(shared.pointer) + group * ck
+                for j in j0..<j1 { out.pointer[j] += src[j] }
             }
         }
     }
 
-    /// rows start..<start+count of `dz`, transposed: a[o·count + r] = dz[start + r, o].
-    static func transposeRows(_ dz: ActivationSlab, start: Int, count: Int, into a: UnsafeMutablePointer<Float>) {
-        let co = dz.channels
-        var r0 = 0
-        while r0 < count {
-            let nb = min(16, count - r0)
-            let src = UnsafePointer(dz.row(start + r0))
-            let stride = dz.stride
-            for o in 0..<co {
-                let dst = a + o * count + r0
-                for j in 0..<nb { dst[j] = src[j * stride + o] }
+    /// Input rows firstRow ..< firstRow + rows of `image` (rows outside the input are zeros), each
+    /// with g.padLeft zero pixels before and zeros after up to `paddedWidth` pixels, as a dense
+    /// rows × paddedWidth × CI block.
+    private static func copyPaddedBand(_ x: ActivationSlab, geometry g: WindowGeometry, image: Int, firstRow: Int, rows: Int,
+                                       paddedWidth: Int, into band: UnsafeMutablePointer<Float>) {
+        let ci = x.channels, width = g.inputWidth
+        let copied = max(0, min(width, paddedWidth - g.padLeft))
+        for r in 0..<rows {
+            let dst = band + r * paddedWidth * ci
+            let ih = firstRow + r
+            guard ih >= 0 && ih < g.inputHeight else { dst.update(repeating: 0, count: paddedWidth * ci); continue }
+            dst.update(repeating: 0, count: g.padLeft * ci)
+            let src = x.row((image * g.inputHeight + ih) * width)
+            if x.stride == ci {
+                (dst + g.padLeft * ci).update(from: src, count: copied * ci)
+            } else {
+                for p in 0..<copied { (dst + (g.padLeft + p) * ci).update(from: src + p * x.stride, count: ci) }
             }
-            r0 += nb
+            let after = g.padLeft + copied
+            (dst + after * ci).update(repeating: 0, count: (paddedWidth - after) * ci)
         }
     }
 
@@ -272,23 +306,6 @@ public enum ConvolutionGradient {
             }
         }
         return dw
-    }
-}
-
-/// How ``ConvolutionGradient/weightGradient(input:outputGradient:window:into:)`` cuts the output
-/// pixels into blocks: a packed block of about 1 MB (so it is still in L2 when the GEMM reads it),
-/// 64...4096 rows; blocks dealt round-robin to up to two groups per thread.
-struct WeightGradientPlan {
-    let rows: Int
-    let chunks: Int
-    let panels: Int
-    let groups: Int
-
-    init(m: Int, k: Int, co: Int, threads: Int) {
-        panels = (k + 15) / 16
-        rows = min(m, max(64, min(4096, (1 << 18) / (panels * 16))))
-        chunks = (m + rows - 1) / rows
-        groups = max(1, min(chunks, 2 * max(threads, 1)))
     }
 }
 
@@ -368,67 +385,6 @@ struct TransposedGather: @unchecked Sendable {
                         row.update(from: gradient.row((image * g.outputHeight + oh) * g.outputWidth + ow), count: co)
                     }
                     row += co
-                }
-            }
-        }
-    }
-}
-
-/// Packs rows of im2col(X) straight into the GEMM's panel layout for a B of `count` rows:
-/// element (r, kk) at `packed[(kk / 16)·16·count + r·16 + kk % 16]`, lanes past K zero.
-/// With CI a multiple of 16 every tap is whole 16-float runs, copied in place; otherwise each row
-/// is gathered contiguously into `rowBuffer` (≥ K rounded up to 16 floats) and then split into panels.
-struct Im2colPacker: @unchecked Sendable {
-    let source: ActivationSlab
-    let geometry: WindowGeometry
-
-    func pack(rows start: Int, count: Int, into packed: UnsafeMutablePointer<Float>, rowBuffer: UnsafeMutablePointer<Float>) {
-        let g = geometry, wnd = g.window, ci = source.channels
-        let k = wnd.kernelHeight * wnd.kernelWidth * ci
-        let panels = (k + 15) / 16
-        let panelStride = 16 * count
-        if ci % 16 != 0 {
-            let gather = SlabGather(source: source, geometry: g)
-            (rowBuffer + k).update(repeating: 0, count: panels * 16 - k)
-            for r in 0..<count {
-                gather.row(start + r, into: rowBuffer)
-                let dst = packed + r * 16
-                for p in 0..<panels {
-                    UnsafeMutableRawPointer(dst + p * panelStride).storeBytes(
-                        of: UnsafeRawPointer(rowBuffer + p * 16).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                }
-            }
-            return
-        }
-        let perImage = g.outputHeight * g.outputWidth
-        for r in 0..<count {
-            let pixel = start + r
-            let image = pixel / perImage
-            let oh = (pixel % perImage) / g.outputWidth, ow = pixel % g.outputWidth
-            let rowBase = packed + r * 16
-            var kk = 0
-            for kh in 0..<wnd.kernelHeight {
-                let ih = oh * wnd.strideHeight + kh - g.padTop
-                let rowValid = ih >= 0 && ih < g.inputHeight
-                for kw in 0..<wnd.kernelWidth {
-                    let iw = ow * wnd.strideWidth + kw - g.padLeft
-                    if rowValid && iw >= 0 && iw < g.inputWidth {
-                        let src = UnsafePointer(source.row((image * g.inputHeight + ih) * g.inputWidth + iw))
-                        var c = 0
-                        while c < ci {
-                            UnsafeMutableRawPointer(rowBase + ((kk + c) >> 4) * panelStride).storeBytes(
-                                of: UnsafeRawPointer(src + c).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                            c += 16
-                        }
-                    } else {
-                        var c = 0
-                        while c < ci {
-                            UnsafeMutableRawPointer(rowBase + ((kk + c) >> 4) * panelStride)
-                                .storeBytes(of: SIMD16<Float>(repeating: 0), as: SIMD16<Float>.self)
-                            c += 16
-                        }
-                    }
-                    kk += ci
                 }
             }
         }
