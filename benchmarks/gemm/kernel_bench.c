@@ -23,10 +23,12 @@ static const shape shapes[] = {
     {"Mixed_5c_3x3_384", 49, 1728, 384}, {"Logits", 1, 1024, 1001},
 };
 
-/* The stem as the padded-input direct convolution (ik_conv_window_rows: A read in place from a
- * zero-padded 229x229x3 image, K in 7 segments of 21), against a float64 loop. */
-static void window_stem(double target) {
-    const long ph = 229, pw = 229, ci = 3, co = 64, kk = 7, st = 2, oh = 112, ow = 112, k = kk * kk * ci;
+/* A padded-input direct convolution (ik_conv_window_rows: A read in place from a zero-padded
+ * image, K in kk segments of kk·ci), against a float64 loop: the stem (229x229x3, 7x7 stride 2)
+ * and Mixed_3b's 3x3 branch (30x30x96 → 28x28x128). */
+static void window_conv(const char *name, long ph, long pw, long ci, long co, long kk, long st, long oh, long ow,
+                        double target) {
+    const long k = kk * kk * ci;
     float *img = malloc(sizeof(float) * ph * pw * ci), *w = malloc(sizeof(float) * k * co);
     float *out = malloc(sizeof(float) * oh * ow * co), *bias = malloc(sizeof(float) * co);
     float *p = aligned_alloc(64, sizeof(float) * (ik_packed_count(k, co) + 16));
@@ -58,7 +60,7 @@ static void window_stem(double target) {
     }
     qsort(samples, ns, sizeof *samples, cmp);
     const double fl = 2.0 * oh * ow * k * co;
-    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Conv2d_1a (window)", oh * ow, k, co,
+    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", name, oh * ow, k, co,
            fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
     free(img); free(w); free(out); free(bias); free(p);
 }
@@ -143,7 +145,8 @@ int main(int argc, char **argv) {
         printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", shapes[s].name, m, k, n, fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
         free(a); free(b); free(c); free(r); free(bias); free(p);
     }
-    window_stem(target);
+    window_conv("Conv2d_1a (window)", 229, 229, 3, 64, 7, 2, 112, 112, target);
+    window_conv("Mixed_3b_3x3 (window)", 30, 30, 96, 128, 3, 1, 28, 28, target);
     weight_gradient_band(target);
     return 0;
 }

@@ -37,9 +37,56 @@ public enum ConvolutionGradient {
                           bias: bias, relu: false)
             return
         }
+        if readsPaddedBands(g) {
+            convolvePaddedBands(input: x, weights: weights, geometry: g, bias: bias, into: z)
+            return
+        }
         let gather = SlabGather(source: x, geometry: g)
         GEMM.multiply(m: z.pixels, gatherRows: { start, count, buffer in gather.rows(start, count, into: buffer) },
                       b: weights, c: z.base, ldc: z.stride, bias: bias, relu: false)
+    }
+
+    /// Test switch: with `false`, convolutions and input gradients always gather receptive fields.
+    nonisolated(unsafe) static var paddedBandPath = true
+
+    /// Whether a convolution with this geometry reads zero-padded bands of its input in place
+    /// (``convolvePaddedBands(input:weights:geometry:bias:into:)``) rather than gathering: when
+    /// output rows are long enough for whole register tiles (the kernels' row tiles cannot span
+    /// output rows; on 14- and 7-pixel rows a third of each tile would idle) and the window is not
+    /// 1x1 stride 1 (a plain GEMM).
+    static func readsPaddedBands(_ g: WindowGeometry) -> Bool {
+        paddedBandPath && g.outputWidth >= 24 && g.padTop >= 0 && g.padLeft >= 0
+            && !(g.window.kernelHeight == 1 && g.window.kernelWidth == 1 && g.window.strideHeight == 1 && g.window.strideWidth == 1)
+    }
+
+    /// Z = conv(X, W) (+ bias) without an im2col copy: each task copies the input rows under a band
+    /// of output rows of one image, zero-padded, into its thread's scratch (≤ 256 KB, so it stays
+    /// in L2), and `ik_conv_window_rows` multiplies the windows straight from there (the kernels
+    /// walk A's K axis in kernel-row segments, a padded row apart). The copies move 1-2 floats per
+    /// input float where an im2col gather moves KH·KW.
+    static func convolvePaddedBands(input x: ActivationSlab, weights: PackedMatrix, geometry g: WindowGeometry,
+                                    bias: UnsafePointer<Float>?, into z: ActivationSlab) {
+        let w = g.window, ci = x.channels, (oh, ow) = (g.outputHeight, g.outputWidth)
+        let paddedWidth = (ow - 1) * w.strideWidth + w.kernelWidth
+        let rowFloats = paddedWidth * ci
+        let bandRows = max(1, min(oh, ((1 << 16) / rowFloats - w.kernelHeight) / w.strideHeight + 1))
+        let bandsPerImage = (oh + bandRows - 1) / bandRows
+        weights.storage.withUnsafeBufferPointer { storage in
+            let packed = storage.baseAddress! + weights.offset
+            Parallel.forEach(count: x.batch * bandsPerImage) { task in
+                let image = task / bandsPerImage, oy0 = (task % bandsPerImage) * bandRows
+                let rows = min(bandRows, oh - oy0), bandHeight = (rows - 1) * w.strideHeight + w.kernelHeight
+                guard let band = ik_thread_scratch_slot(1, bandHeight * rowFloats) else { fatalError("out of memory") }
+                copyPaddedBand(x, geometry: g, image: image, firstRow: oy0 * w.strideHeight - g.padTop, rows: bandHeight,
+                               paddedWidth: paddedWidth, into: band)
+                var descriptor = ik_conv_window(
+                    input: band, padded_height: bandHeight, padded_width: paddedWidth, channels: ci,
+                    kernel_h: w.kernelHeight, kernel_w: w.kernelWidth, stride_h: w.strideHeight, stride_w: w.strideWidth,
+                    out_height: rows, out_width: ow, out_channels: z.channels, packed: packed,
+                    output: z.row((image * oh + oy0) * ow), channel_stride: z.stride, bias: bias, relu: 0)
+                ik_conv_window_rows(&descriptor, 0, rows)
+            }
+        }
     }
 
     /// Z = conv(X, W) (+ bias) from HWIO weights `w` (KH·KW·CI·CO floats, CO = `z.channels`),
@@ -93,18 +140,39 @@ public enum ConvolutionGradient {
                                         outputHeight: dx.height, outputWidth: dx.width,
                                         padTop: window.kernelHeight - 1 - g.padTop, padLeft: window.kernelWidth - 1 - g.padLeft)
         if Winograd.inTraining, dx.pixels > 0, let tile = Winograd.tileSize(for: transposed, batch: dz.batch, inputChannels: co, outputChannels: ci) {
-            var turned = [Float](repeating: 0, count: 9 * ci * co)
-            for tap in 0..<9 {
-                let src = w + (8 - tap) * ci * co, dst = tap * co * ci
-                for c in 0..<ci { for o in 0..<co { turned[dst + o * ci + c] = src[c * co + o] } }
-            }
+            let turned = turnedWeights(w, taps: 9, inputChannels: ci, outputChannels: co)
             winograd(tile: tile, hwio: turned, input: dz, geometry: transposed, into: dx, bias: nil, accumulate: accumulate)
+            return
+        }
+        if window.strideHeight == 1 && window.strideWidth == 1 && readsPaddedBands(transposed) && dx.pixels > 0 {
+            // dX = conv(dZ, W′) read in padded bands (see turnedWeights).
+            let taps = window.kernelHeight * window.kernelWidth
+            let packed = GEMM.pack(turnedWeights(w, taps: taps, inputChannels: ci, outputChannels: co), rows: taps * co, columns: ci)
+            guard accumulate else {
+                convolvePaddedBands(input: dz, weights: packed, geometry: transposed, bias: nil, into: dx)
+                return
+            }
+            let own = workspace ?? Workspace()
+            let t = ActivationSlab(base: own.floats(dx.pixels * ci), batch: dx.batch, height: dx.height, width: dx.width, channels: ci)
+            convolvePaddedBands(input: dz, weights: packed, geometry: transposed, bias: nil, into: t)
+            dx.add(t)
             return
         }
         let wt = packTransposedWeights(w, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
                                        inputChannels: ci, outputChannels: co)
         inputGradient(outputGradient: dz, transposedWeights: wt, window: window, into: dx, accumulate: accumulate,
                       workspace: workspace)
+    }
+
+    /// The kernel of a stride-1 window's input gradient as a convolution of dZ: turned by 180° with
+    /// its channel axes swapped, W′[kh, kw, o, c] = W[KH−1−kh, KW−1−kw, c, o] (HWIO, CO in, CI out).
+    static func turnedWeights(_ w: UnsafePointer<Float>, taps: Int, inputChannels ci: Int, outputChannels co: Int) -> [Float] {
+        var turned = [Float](repeating: 0, count: taps * ci * co)
+        for tap in 0..<taps {
+            let src = w + (taps - 1 - tap) * ci * co, dst = tap * co * ci
+            for c in 0..<ci { for o in 0..<co { turned[dst + o * ci + c] = src[c * co + o] } }
+        }
+        return turned
     }
 
     /// Packs HWIO weights (`w`: KH·KW·CI·CO floats) for ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``:
@@ -243,7 +311,7 @@ public enum ConvolutionGradient {
     /// Input rows firstRow ..< firstRow + rows of `image` (rows outside the input are zeros), each
     /// with g.padLeft zero pixels before and zeros after up to `paddedWidth` pixels, as a dense
     /// rows × paddedWidth × CI block.
-    private static func copyPaddedBand(_ x: ActivationSlab, geometry g: WindowGeometry, image: Int, firstRow: Int, rows: Int,
+    static func copyPaddedBand(_ x: ActivationSlab, geometry g: WindowGeometry, image: Int, firstRow: Int, rows: Int,
                                        paddedWidth: Int, into band: UnsafeMutablePointer<Float>) {
         let ci = x.channels, width = g.inputWidth
         let copied = max(0, min(width, paddedWidth - g.padLeft))
