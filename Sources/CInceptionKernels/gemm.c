@@ -38,6 +38,29 @@ void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, con
     }
 }
 
+/* Packs B′ ((taps·co) × ci): B′[t·co + o, c] = w[(t′·ci + c)·co + o] with t′ = t, or taps − 1 − t
+ * when reverse_taps: a convolution's HWIO weights with each tap's CI × CO block transposed (the
+ * input gradient's operand), optionally with the taps turned by 180°. Written panel by panel:
+ * the 16 weight rows (c0 ..< c0+16) of a tap are read as 16 sequential streams while the panel
+ * is written in order, so the transpose stays in cache however large CI·CO is. */
+void ik_pack_transposed_taps(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
+                             float *packed) {
+    const ptrdiff_t k = taps * co, panels = (ci + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
+    for (ptrdiff_t p = 0; p < panels; p++) {
+        const ptrdiff_t c0 = p * IK_PANEL_WIDTH;
+        const ptrdiff_t width = ci - c0 < IK_PANEL_WIDTH ? ci - c0 : IK_PANEL_WIDTH;
+        float *dst = packed + p * IK_PANEL_WIDTH * k;
+        for (ptrdiff_t t = 0; t < taps; t++) {
+            const float *block = w + ((reverse_taps ? taps - 1 - t : t) * ci + c0) * co;
+            for (ptrdiff_t o = 0; o < co; o++, dst += IK_PANEL_WIDTH) {
+                ptrdiff_t j = 0;
+                for (; j < width; j++) dst[j] = block[j * co + o];
+                for (; j < IK_PANEL_WIDTH; j++) dst[j] = 0.0f;
+            }
+        }
+    }
+}
+
 /* Portable micro-kernel: plain C the compiler vectorises for the baseline target (SSE2 on
  * x86-64, NEON on arm64). Register tile 4 rows × 16 columns: 64 accumulators = 16 four-wide
  * vectors, which fits the 32 NEON registers (SSE2 spills a few; this path is a fallback). */

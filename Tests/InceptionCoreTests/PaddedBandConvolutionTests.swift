@@ -2,8 +2,8 @@
 import XCTest
 
 /// Training's convolution and input gradient on zero-padded bands read in place
-/// (`ConvolutionGradient.convolvePaddedBands`, taken for output rows of 24 pixels or more)
-/// against their definitions summed in Double:
+/// (`ConvolutionGradient.convolvePaddedBands`, taken for output rows of 24 pixels or more), and
+/// as fully connected layers (`fullyConnectedView`), against their definitions summed in Double:
 /// Z[n, oy, ox, o] = Σ X[n, oy·sh + kh − padTop, ox·sw + kw − padLeft, c] · W[kh, kw, c, o] (+ bias), and
 /// dX[n, y, x, c] = Σ over (oy, ox, kh, kw) with oy·sh + kh − padTop = y, ox·sw + kw − padLeft = x of
 /// dZ[n, oy, ox, o] · W[kh, kw, c, o]. Every case runs on every kernel family this CPU has, on one
@@ -17,9 +17,16 @@ final class PaddedBandConvolutionTests: XCTestCase {
         var label: String { "\(window.kernelHeight)x\(window.kernelWidth)/\(window.strideHeight) \(window.padding) \(n)x\(h)x\(w) \(ci)→\(co)" }
     }
 
-    private func check(_ c: Case, file: StaticString = #filePath, line: UInt = #line) {
+    private func check(_ c: Case, fullyConnected: Bool = false, file: StaticString = #filePath, line: UInt = #line) {
         guard let g = c.window.geometry(inputHeight: c.h, inputWidth: c.w) else { return XCTFail("does not fit", file: file, line: line) }
-        XCTAssertTrue(ConvolutionGradient.readsPaddedBands(g), "\(c.label) should take the band path", file: file, line: line)
+        if fullyConnected {
+            let probe = ActivationSlab(base: UnsafeMutablePointer(bitPattern: 64)!, batch: c.n, height: c.h, width: c.w,
+                                       channels: c.ci, stride: max(c.xStride, c.ci))
+            XCTAssertEqual(ConvolutionGradient.fullyConnectedView(probe, g) != nil, c.xStride == 0,
+                           "\(c.label) should run as a fully connected layer when dense", file: file, line: line)
+        } else {
+            XCTAssertTrue(ConvolutionGradient.readsPaddedBands(g), "\(c.label) should take the band path", file: file, line: line)
+        }
         let (oh, ow, kh, kw) = (g.outputHeight, g.outputWidth, c.window.kernelHeight, c.window.kernelWidth)
         let (sh, sw) = (c.window.strideHeight, c.window.strideWidth)
         let xs = max(c.xStride, c.ci), zs = max(c.zStride, c.co)
@@ -108,6 +115,15 @@ final class PaddedBandConvolutionTests: XCTestCase {
         check(Case(n: 1, h: 27, w: 27, ci: 5, co: 18, window: Window2D(3, padding: .valid)))
         check(Case(n: 2, h: 25, w: 25, ci: 6, co: 17, window: Window2D(5, padding: .symmetric(2))))
         check(Case(n: 1, h: 9, w: 30, ci: 5, co: 33, window: Window2D(kernel: (2, 3))))
+    }
+
+    /// A window covering its whole input (torchvision's auxiliary fc1: 4x4 VALID on a 4x4 map) runs
+    /// as a 1x1 over KH·KW·CI channels on a dense input, as a window on a channel slice; and the
+    /// weight gradient too (these are the same products as the definition's).
+    func testWindowCoveringItsWholeInputIsAFullyConnectedLayer() {
+        check(Case(n: 3, h: 4, w: 4, ci: 9, co: 21, window: Window2D(4, padding: .valid)), fullyConnected: true)
+        check(Case(n: 2, h: 3, w: 5, ci: 4, co: 7, window: Window2D(kernel: (3, 5), padding: .valid)), fullyConnected: true)
+        check(Case(n: 2, h: 4, w: 4, ci: 6, co: 5, window: Window2D(4, padding: .valid), xStride: 8), fullyConnected: true)
     }
 
     /// Input and output are channel slices of wider buffers (an Inception block's concatenation).

@@ -97,6 +97,13 @@ final class WeightGradientTests: XCTestCase {
         check(Case(n: 1, h: 9, w: 11, ci: 5, co: 7, window: Window2D(kernel: (3, 2), stride: (2, 1))))
     }
 
+    /// A window covering its whole input (a fully connected layer): one GEMM over the batch when
+    /// dense, bands of one row per image on a channel slice.
+    func testWindowCoveringItsWholeInput() {
+        check(Case(n: 3, h: 4, w: 4, ci: 9, co: 21, window: Window2D(4, padding: .valid)))
+        check(Case(n: 2, h: 4, w: 4, ci: 6, co: 5, window: Window2D(4, padding: .valid), xStride: 8))
+    }
+
     /// 3x3 from channel slices (the band copy gathers pixel by pixel).
     func testThreeByThreeFromChannelSlices() {
         check(Case(n: 2, h: 8, w: 8, ci: 12, co: 16, window: Window2D(3), xStride: 30, dzStride: 17))

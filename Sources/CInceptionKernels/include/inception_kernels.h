@@ -49,6 +49,12 @@ void ik_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, float *pac
 void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, const float *column_scale,
                     float *packed);
 
+/* Packs B′ ((taps·co) × ci, ik_packed_count(taps·co, ci) floats) from HWIO weights w
+ * (taps·ci·co floats): B′[t·co + o, c] = W[t′][c][o], t′ = t or, with reverse_taps, taps − 1 − t
+ * (the kernel turned by 180°). The operand of a convolution's input gradient. */
+void ik_pack_transposed_taps(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
+                             float *packed);
+
 /* Computes rows 0..<m of C for the columns of panels panel_begin..<panel_end (clipped to n):
  * C[i, j] = relu?(Σ_k a[i·lda + k] · B[k, j] + bias[j]). bias may be NULL; relu is 0 or 1.
  * n is the full column count of the packed B; c points at column 0 of row 0. */

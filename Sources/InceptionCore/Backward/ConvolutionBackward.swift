@@ -46,6 +46,20 @@ public enum ConvolutionGradient {
                       b: weights, c: z.base, ldc: z.stride, bias: bias, relu: false)
     }
 
+    /// A window that covers its whole input exactly once (no padding, one output pixel) is a fully
+    /// connected layer (torchvision's auxiliary `fc1` on a 4x4 map): on a dense slab, the same
+    /// products as a 1x1 convolution of the image seen as one pixel of KH·KW·CI channels (HWIO
+    /// weights are already that (KH·KW·CI) × CO matrix). As a 1x1, the batch is the GEMM's M;
+    /// as a window, the input gradient would gather KH·KW mostly-zero taps per pixel and the
+    /// weight gradient would run one GEMM per image. nil when it is not such a window.
+    static func fullyConnectedView(_ x: ActivationSlab, _ g: WindowGeometry) -> ActivationSlab? {
+        let w = g.window
+        guard g.outputHeight == 1 && g.outputWidth == 1 && g.padTop == 0 && g.padLeft == 0,
+              w.kernelHeight == x.height && w.kernelWidth == x.width, x.height * x.width > 1, x.stride == x.channels
+        else { return nil }
+        return ActivationSlab(base: x.base, batch: x.batch, height: 1, width: 1, channels: x.height * x.width * x.channels)
+    }
+
     /// Test switch: with `false`, convolutions and input gradients always gather receptive fields.
     nonisolated(unsafe) static var paddedBandPath = true
 
@@ -100,6 +114,10 @@ public enum ConvolutionGradient {
             preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
         }
         let ci = x.channels, co = z.channels
+        if let flat = fullyConnectedView(x, g) {
+            forward(input: flat, hwio: w, window: Window2D(1), bias: bias, into: z)
+            return
+        }
         if Winograd.inTraining, let tile = Winograd.tileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
             winograd(tile: tile, hwio: w, input: x, geometry: g, into: z, bias: bias, accumulate: false)
             return
@@ -136,6 +154,10 @@ public enum ConvolutionGradient {
             preconditionFailure("convolution \(window) does not fit a \(dx.height)x\(dx.width) input")
         }
         let ci = dx.channels, co = dz.channels
+        if let flat = fullyConnectedView(dx, g) {
+            inputGradient(outputGradient: dz, hwio: w, window: Window2D(1), into: flat, accumulate: accumulate, workspace: workspace)
+            return
+        }
         let transposed = WindowGeometry(window: window, inputHeight: dz.height, inputWidth: dz.width,
                                         outputHeight: dx.height, outputWidth: dx.width,
                                         padTop: window.kernelHeight - 1 - g.padTop, padLeft: window.kernelWidth - 1 - g.padLeft)
@@ -146,8 +168,8 @@ public enum ConvolutionGradient {
         }
         if window.strideHeight == 1 && window.strideWidth == 1 && readsPaddedBands(transposed) && dx.pixels > 0 {
             // dX = conv(dZ, W′) read in padded bands (see turnedWeights).
-            let taps = window.kernelHeight * window.kernelWidth
-            let packed = GEMM.pack(turnedWeights(w, taps: taps, inputChannels: ci, outputChannels: co), rows: taps * co, columns: ci)
+            let packed = packTransposedWeights(w, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
+                                               inputChannels: ci, outputChannels: co, turned: true)
             guard accumulate else {
                 convolvePaddedBands(input: dz, weights: packed, geometry: transposed, bias: nil, into: dx)
                 return
@@ -176,20 +198,16 @@ public enum ConvolutionGradient {
     }
 
     /// Packs HWIO weights (`w`: KH·KW·CI·CO floats) for ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``:
-    /// the matrix B′[(kh·KW + kw)·CO + o, c] = W[kh, kw, c, o], (KH·KW·CO) × CI.
+    /// the matrix B′[(kh·KW + kw)·CO + o, c] = W[kh, kw, c, o], (KH·KW·CO) × CI; with `turned`, the
+    /// taps in reverse order (W′ of ``turnedWeights(_:taps:inputChannels:outputChannels:)``).
     public static func packTransposedWeights(_ w: UnsafePointer<Float>, kernelHeight kh: Int, kernelWidth kw: Int,
-                                             inputChannels ci: Int, outputChannels co: Int) -> PackedMatrix {
+                                             inputChannels ci: Int, outputChannels co: Int, turned: Bool = false) -> PackedMatrix {
         let taps = kh * kw
-        var t = [Float](repeating: 0, count: taps * co * ci)
-        t.withUnsafeMutableBufferPointer { d in
-            for tap in 0..<taps {
-                let src = w + tap * ci * co, dst = d.baseAddress! + tap * co * ci
-                for c in 0..<ci {
-                    for o in 0..<co { dst[o * ci + c] = src[c * co + o] }
-                }
-            }
+        let count = ik_packed_count(taps * co, ci)
+        let (storage, offset) = GEMM.alignedFloats(count) { packed in
+            if count > 0 { ik_pack_transposed_taps(w, taps, ci, co, turned ? 1 : 0, packed) }
         }
-        return GEMM.pack(t, rows: taps * co, columns: ci)
+        return PackedMatrix(rows: taps * co, columns: ci, storage: storage, offset: offset)
     }
 
     /// dX from dZ (see the type's documentation). `transposedWeights` comes from
@@ -242,6 +260,10 @@ public enum ConvolutionGradient {
             preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
         }
         precondition(dz.batch == x.batch && dz.height == g.outputHeight && dz.width == g.outputWidth)
+        if let flat = fullyConnectedView(x, g) {
+            weightGradient(input: flat, outputGradient: dz, window: Window2D(1), into: dw, workspace: workspace)
+            return
+        }
         let (kh, kw, sh, sw) = (window.kernelHeight, window.kernelWidth, window.strideHeight, window.strideWidth)
         let (ci, co, oh, ow) = (x.channels, dz.channels, g.outputHeight, g.outputWidth)
         let rowFloats = kw * ci * co, ck = kh * rowFloats  // one kernel row of dW; all of it
