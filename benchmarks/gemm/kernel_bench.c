@@ -147,6 +147,8 @@ int main(int argc, char **argv) {
     }
     window_conv("Conv2d_1a (window)", 229, 229, 3, 64, 7, 2, 112, 112, target);
     window_conv("Mixed_3b_3x3 (window)", 30, 30, 96, 128, 3, 1, 28, 28, target);
+    window_conv("Mixed_4b_3x3 (window)", 16, 16, 96, 208, 3, 1, 14, 14, target);
+    window_conv("Mixed_5b_3x3 (window)", 9, 9, 160, 320, 3, 1, 7, 7, target);
     weight_gradient_band(target);
     return 0;
 }
