@@ -336,6 +336,28 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    /// The caller claims indices from the front and the worker from the back, so each runs one
+    /// contiguous part (locality between consecutive loops over the same rows; see parallel.c).
+    func testCallerRunsALeadingRunOfIndicesAndTheWorkerTheRest() {
+        withThreads(2) {
+            for _ in 0..<20 {
+                let count = 400
+                let byCaller = UnsafeMutablePointer<Bool>.allocate(capacity: count)
+                byCaller.initialize(repeating: false, count: count)
+                defer { byCaller.deallocate() }
+                let caller = pthread_self()
+                Parallel.forEach(count: count) { i in
+                    byCaller[i] = pthread_equal(pthread_self(), caller) != 0
+                    var x = 0.0
+                    for k in 0..<200 { x += Double(k) }  // a little work, so the worker joins
+                    if x < 0 { print(x) }
+                }
+                let lead = (0..<count).prefix { byCaller[$0] }.count
+                XCTAssertEqual(Array((lead..<count).filter { byCaller[$0] }.prefix(8)), [], "caller ran indices after the worker's first")
+            }
+        }
+    }
+
     func testNestedForEachCompletesAndVisitsEveryPair() {
         withThreads(2) {
             let hits = UnsafeMutablePointer<Int>.allocate(capacity: 64)
