@@ -290,13 +290,16 @@ final class GradientCheckTests: XCTestCase {
         for i in 0..<64 { XCTAssertEqual(viaOps.scalars[i], x.scalars[i] * mask[i], accuracy: 1e-6) }
     }
 
+    /// 100 values (one chunk) and 200,003 (four parallel chunks, the last partial).
     func testWeightDecayLossAndGradient() {
-        let w = randomValues(100, seed: 110)
-        let loss = w.withUnsafeBufferPointer { WeightDecay.loss($0, decay: 4e-5) }
-        XCTAssertEqual(loss, Double(Float(4e-5)) * w.reduce(0.0) { $0 + Double($1) * Double($1) } / 2, accuracy: 1e-9 * loss)
-        var g = [Float](repeating: 1, count: 100)
-        w.withUnsafeBufferPointer { wb in g.withUnsafeMutableBufferPointer { WeightDecay.addGradient(wb, decay: 4e-5, to: $0) } }
-        for i in 0..<100 { XCTAssertEqual(g[i], 1 + 4e-5 * w[i], accuracy: 1e-7) }
+        for count in [100, 200_003] {
+            let w = randomValues(count, seed: 110)
+            let loss = w.withUnsafeBufferPointer { WeightDecay.loss($0, decay: 4e-5) }
+            XCTAssertEqual(loss, Double(Float(4e-5)) * w.reduce(0.0) { $0 + Double($1) * Double($1) } / 2, accuracy: 1e-9 * loss)
+            var g = [Float](repeating: 1, count: count)
+            w.withUnsafeBufferPointer { wb in g.withUnsafeMutableBufferPointer { WeightDecay.addGradient(wb, decay: 4e-5, to: $0) } }
+            XCTAssertEqual((0..<count).filter { abs(g[$0] - (1 + 4e-5 * w[$0])) > 1e-7 }.prefix(5), [], "\(count) values")
+        }
     }
 
     func testConcatGradientIsTheMatchingSlice() {

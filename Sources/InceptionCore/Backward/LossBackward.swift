@@ -66,16 +66,32 @@ public enum DropoutMask {
 
 /// slim's L2 regularizer, `weight_decay · l2_loss(w)` = wd·Σw²/2 added to the loss; its gradient is wd·w.
 public enum WeightDecay {
-    /// wd·Σw²/2, summed in Double.
+    /// Elements per parallel task: fixed, so the Double partial sums (added in task order) and
+    /// hence the loss do not depend on the thread count.
+    private static let chunk = 1 << 16
+
+    /// wd·Σw²/2, summed in Double (per 64K-element chunk, the chunks in order).
     public static func loss(_ w: UnsafeBufferPointer<Float>, decay: Float) -> Double {
-        var sum = 0.0
-        for v in w { sum += Double(v) * Double(v) }
-        return Double(decay) * sum / 2
+        let chunks = (w.count + chunk - 1) / chunk
+        guard chunks > 1 else { return Double(decay) * w.reduce(0.0) { $0 + Double($1) * Double($1) } / 2 }
+        var partial = [Double](repeating: 0, count: chunks)
+        partial.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            Parallel.forEach(count: chunks) { t in
+                var sum = 0.0
+                for i in (t * chunk)..<min(w.count, (t + 1) * chunk) { sum += Double(w[i]) * Double(w[i]) }
+                out[t] = sum
+            }
+        }
+        return Double(decay) * partial.reduce(0, +) / 2
     }
 
     /// gradient += wd·w.
     public static func addGradient(_ w: UnsafeBufferPointer<Float>, decay: Float, to gradient: UnsafeMutableBufferPointer<Float>) {
         precondition(w.count == gradient.count)
-        for i in 0..<w.count { gradient[i] += decay * w[i] }
+        let g = SendableMutablePointer(gradient.baseAddress!)
+        Parallel.forEach(count: (w.count + chunk - 1) / chunk) { t in
+            for i in (t * chunk)..<min(w.count, (t + 1) * chunk) { g.pointer[i] += decay * w[i] }
+        }
     }
 }
