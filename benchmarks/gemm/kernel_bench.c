@@ -66,8 +66,8 @@ static void window_conv(const char *name, long ph, long pw, long ci, long co, lo
 }
 
 /* A weight gradient read in place (ik_gemm_transposed_a), as training runs Mixed_3b's 3x3 branch
- * for one image: dW[tap] (96 × 128) += Xpadᵀ · dZ over 784 pixels, for the 9 taps of a 30x30x96
- * zero-padded band, against a float64 loop. */
+ * for one image: per kernel row r, dW[r] ((3·96) × 128: taps kw, channels c) = Xpadᵀ · dZ over
+ * 784 pixels, from a 30x30x96 zero-padded band, against a float64 loop. */
 static void weight_gradient_band(double target) {
     const long h = 28, w = 28, pw = 30, ci = 96, co = 128, px = h * w;
     float *band = malloc(sizeof(float) * pw * pw * ci), *dz = malloc(sizeof(float) * px * co);
@@ -77,8 +77,8 @@ static void weight_gradient_band(double target) {
     for (long i = 0; i < px * co; i++) dz[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     ik_pack(dz, co, px, co, p);
 #define IK_BAND_TAPS() \
-    for (long t = 0; t < 9; t++) \
-        ik_gemm_transposed_a(ci, px, co, band + ((t / 3) * pw + t % 3) * ci, ci, w, pw * ci, p, dw + t * ci * co, co, 0)
+    for (long r = 0; r < 3; r++) \
+        ik_gemm_transposed_a(3 * ci, px, co, band + r * pw * ci, ci, w, pw * ci, p, dw + r * 3 * ci * co, co, 0)
     IK_BAND_TAPS();
     double worst = 0;
     for (long t = 0; t < 9; t += 4)
@@ -102,7 +102,7 @@ static void weight_gradient_band(double target) {
 #undef IK_BAND_TAPS
     qsort(samples, ns, sizeof *samples, cmp);
     const double fl = 2.0 * 9 * ci * px * co;
-    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Mixed_3b_3x3 dW (9x)", ci, px, co,
+    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Mixed_3b_3x3 dW (3x)", 3 * ci, px, co,
            fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
     free(band); free(dz); free(dw); free(p);
 }
