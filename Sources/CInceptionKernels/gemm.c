@@ -284,11 +284,11 @@ void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_
 }
 
 /* C (+)= A·B with A stored column by column, its columns in segments (see ik_block's
- * a_transposed). This is the shape of a weight gradient, dW[tap][ci][co] = Σ_pixels
- * X[pixel + tap offset][ci] · dZ[pixel][co]: A's rows are input channels (adjacent floats),
- * its columns pixels (a channel stride apart, a padded row apart at each output row's end),
- * so the input is read in place for every tap with no im2col copy and no transpose. K blocks
- * may start inside a segment; the kernels carry the position. */
+ * a_transposed). This is the shape of a weight gradient: for kernel row kh, dW[kh][kw, ci][co] =
+ * Σ_pixels Xpad[pixel's window row kh][kw, ci] · dZ[pixel][co]. A's rows (kw, ci) are adjacent
+ * floats of a padded input row, its columns pixels (stride·CI floats apart, a padded row apart
+ * at each output row's end), so the input is read in place with no im2col copy and no
+ * transpose. K blocks may start inside a segment; the kernels carry the position. */
 void ik_gemm_transposed_a(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                           const float *a, ptrdiff_t column_step, ptrdiff_t seg_len, ptrdiff_t seg_stride,
                           const float *packed, float *c, ptrdiff_t ldc, int accumulate) {

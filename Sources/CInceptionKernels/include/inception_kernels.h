@@ -225,8 +225,9 @@ float *ik_thread_scratch(ptrdiff_t count);
 
 /* Independent per-thread scratch buffers: slot 0 is ik_thread_scratch's; a buffer from slot s
  * stays valid across calls for other slots (the Winograd path keeps its transformed input in
- * slot 1 while GEMM blocks use slot 0, and so does the padded-input convolution its padded
- * image; training keeps a step's transformed weights in slot 2).
+ * slot 1 while GEMM blocks use slot 0, and so do the padded-input convolutions their padded
+ * image or band; training keeps a step's transformed weights in slot 2, and its weight
+ * gradients their padded band and packed dZ in slot 0).
  * Same contract otherwise; NULL for a bad slot. */
 #define IK_SCRATCH_SLOTS 3
 float *ik_thread_scratch_slot(int slot, ptrdiff_t count);

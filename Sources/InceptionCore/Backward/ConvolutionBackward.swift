@@ -7,11 +7,14 @@ import Foundation
 /// Shapes (TF semantics, NHWC / HWIO, SAME padding split smaller-half-before as TF does):
 /// - input X: [N, H, W, CI]; weights W: [KH, KW, CI, CO]; output Z: [N, OH, OW, CO].
 /// - forward:  Z[n,oh,ow,o] = Σ_{kh,kw,c} X[n, oh·sh + kh − padTop, ow·sw + kw − padLeft, c] · W[kh,kw,c,o]
-///   (taps in the padding read 0), plus an optional bias[o].
+///   (taps in the padding read 0), plus an optional bias[o]: a GEMM for 1x1 stride 1; the
+///   kernels reading zero-padded bands of X in place for output rows of 24+ pixels
+///   (``readsPaddedBands(_:)``); else a GEMM on gathered receptive fields.
 /// - ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``: dX = ∂L/∂X from
-///   dZ = ∂L/∂Z, [N, H, W, CI]. Written as a convolution of dZ: each input pixel gathers the
-///   dZ pixels whose windows cover it (a "transposed" receptive field of KH·KW·CO values) and
-///   multiplies by Wᵀ packed as [(kh, kw, o) × c]. No scatter, so threads never collide.
+///   dZ = ∂L/∂Z, [N, H, W, CI]. Written as a convolution of dZ, so no scatter and threads never
+///   collide: each input pixel gathers the dZ pixels whose windows cover it (a "transposed"
+///   receptive field of KH·KW·CO values) and multiplies by Wᵀ packed as [(kh, kw, o) × c]; or,
+///   from HWIO weights with stride 1 and long rows, padded bands of dZ with the kernel turned by 180°.
 /// - ``weightGradient(input:outputGradient:window:into:)``: dW = ∂L/∂W, [KH, KW, CI, CO] =
 ///   im2col(X)ᵀ · dZ, one GEMM per kernel row reading the (padded) input in place, column by
 ///   column, against dZ packed once per chunk of output pixels (no im2col copy, no transposes).
@@ -335,7 +338,7 @@ public enum ConvolutionGradient {
     /// with g.padLeft zero pixels before and zeros after up to `paddedWidth` pixels, as a dense
     /// rows × paddedWidth × CI block.
     static func copyPaddedBand(_ x: ActivationSlab, geometry g: WindowGeometry, image: Int, firstRow: Int, rows: Int,
-                                       paddedWidth: Int, into band: UnsafeMutablePointer<Float>) {
+                               paddedWidth: Int, into band: UnsafeMutablePointer<Float>) {
         let ci = x.channels, width = g.inputWidth
         let copied = max(0, min(width, paddedWidth - g.padLeft))
         for r in 0..<rows {
