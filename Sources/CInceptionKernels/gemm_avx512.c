@@ -49,6 +49,17 @@ IK_INLINE IK_AVX512 void store_tile(const int np, const int mr, const __m512 *lo
     }
 }
 
+/* One k step of B for every tile: row k of the panel (and of the next one when np == 2), with
+ * the prefetch IK_PREFETCH ahead; steps both panel pointers. */
+IK_INLINE IK_AVX512 void next_b_row(const int np, const float **b, const float **b2, __m512 *b0, __m512 *b1) {
+    *b0 = _mm512_loadu_ps(*b);
+    *b1 = np == 2 ? _mm512_loadu_ps(*b2) : _mm512_setzero_ps();
+    _mm_prefetch((const char *)(*b + IK_PREFETCH), _MM_HINT_T0);
+    if (np == 2) _mm_prefetch((const char *)(*b2 + IK_PREFETCH), _MM_HINT_T0);
+    *b += 16;
+    *b2 += 16;
+}
+
 /* Register tile: MR = 12 rows × 32 columns (two packed panels, one zmm each).
  * 24 zmm accumulators + 2 for the B rows; A is broadcast straight from memory into the FMA.
  * Per k step: 2 loads of B, 12 broadcasts of A, 24 FMAs.
@@ -64,13 +75,8 @@ IK_INLINE IK_AVX512 void tile_12x32(const int np, const int mr, ptrdiff_t kc,
     /* Rows addressed as base + lda·{0,1,2} from four bases. */
     const float *a0 = a, *a3 = a + 3 * lda, *a6 = a + 6 * lda, *a9 = a + 9 * lda;
     for (ptrdiff_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(b);
-        const __m512 b1 = np == 2 ? _mm512_loadu_ps(b2) : _mm512_setzero_ps();
-        _mm_prefetch((const char *)(b + IK_PREFETCH), _MM_HINT_T0);
-        if (np == 2) _mm_prefetch((const char *)(b2 + IK_PREFETCH), _MM_HINT_T0);
-        b += 16;
-        b2 += 16;
-        __m512 x;
+        __m512 b0, b1, x;
+        next_b_row(np, &b, &b2, &b0, &b1);
 #define IK_ROW(i, p, r)                                              \
         if (mr > i) {                                                \
             x = _mm512_set1_ps(p[r * lda + k]);                      \
@@ -103,13 +109,8 @@ IK_INLINE IK_AVX512 void tile_8x32_window(const int np, const int mr, ptrdiff_t 
     const float *b2 = b + panel_stride;
     const float *a0 = a, *a2 = a + 2 * lda, *a4 = a + 4 * lda, *a6 = a + 6 * lda;
     for (ptrdiff_t k = 0, j = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(b);
-        const __m512 b1 = np == 2 ? _mm512_loadu_ps(b2) : _mm512_setzero_ps();
-        _mm_prefetch((const char *)(b + IK_PREFETCH), _MM_HINT_T0);
-        if (np == 2) _mm_prefetch((const char *)(b2 + IK_PREFETCH), _MM_HINT_T0);
-        b += 16;
-        b2 += 16;
-        __m512 x;
+        __m512 b0, b1, x;
+        next_b_row(np, &b, &b2, &b0, &b1);
 #define IK_ROW(i, p, r)                                              \
         if (mr > i) {                                                \
             x = _mm512_set1_ps(p[r * lda + j]);                      \
@@ -142,13 +143,8 @@ IK_INLINE IK_AVX512 void tile_12x32_t(const int np, const int mr, ptrdiff_t kc,
     const float *b2 = b + panel_stride;
     const ptrdiff_t wrap = seg_stride - seg_len * step;
     for (ptrdiff_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(b);
-        const __m512 b1 = np == 2 ? _mm512_loadu_ps(b2) : _mm512_setzero_ps();
-        _mm_prefetch((const char *)(b + IK_PREFETCH), _MM_HINT_T0);
-        if (np == 2) _mm_prefetch((const char *)(b2 + IK_PREFETCH), _MM_HINT_T0);
-        b += 16;
-        b2 += 16;
-        __m512 x;
+        __m512 b0, b1, x;
+        next_b_row(np, &b, &b2, &b0, &b1);
 #define IK_ROW(i)                                                    \
         if (mr > i) {                                                \
             x = _mm512_set1_ps(a[i]);                                \
