@@ -51,7 +51,7 @@ IK_INLINE IK_AVX512 void store_tile(const int np, const int mr, const __m512 *lo
 
 /* One k step of B for every tile: row k of the panel (and of the next one when np == 2), with
  * the prefetch IK_PREFETCH ahead; steps both panel pointers. */
-IK_INLINE IK_AVX512 void next_b_row(const int np, const float **b, const float **b2, __m512 *b0, __m512 *b1) {
+IK_INLINE IK_AVX512 void next_b_row(const int np, const float *restrict *b, const float **b2, __m512 *b0, __m512 *b1) {
     *b0 = _mm512_loadu_ps(*b);
     *b1 = np == 2 ? _mm512_loadu_ps(*b2) : _mm512_setzero_ps();
     _mm_prefetch((const char *)(*b + IK_PREFETCH), _MM_HINT_T0);
