@@ -174,20 +174,27 @@ public enum ConvolutionGradient {
             // dX = conv(dZ, W′) read in padded bands (see turnedWeights).
             let packed = packTransposedWeights(w, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
                                                inputChannels: ci, outputChannels: co, turned: true)
-            guard accumulate else {
-                convolvePaddedBands(input: dz, weights: packed, geometry: transposed, bias: nil, into: dx)
-                return
+            writingOrAdding(into: dx, accumulate: accumulate, workspace: workspace) { out in
+                convolvePaddedBands(input: dz, weights: packed, geometry: transposed, bias: nil, into: out)
             }
-            let own = workspace ?? Workspace()
-            let t = ActivationSlab(base: own.floats(dx.pixels * ci), batch: dx.batch, height: dx.height, width: dx.width, channels: ci)
-            convolvePaddedBands(input: dz, weights: packed, geometry: transposed, bias: nil, into: t)
-            dx.add(t)
             return
         }
         let wt = packTransposedWeights(w, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
                                        inputChannels: ci, outputChannels: co)
         inputGradient(outputGradient: dz, transposedWeights: wt, window: window, into: dx, accumulate: accumulate,
                       workspace: workspace)
+    }
+
+    /// Runs `write` (which overwrites its output) into `dx`, or with `accumulate` into a dense
+    /// temporary from `workspace` that is then added to `dx`.
+    private static func writingOrAdding(into dx: ActivationSlab, accumulate: Bool, workspace: Workspace?,
+                                        _ write: (ActivationSlab) -> Void) {
+        guard accumulate else { return write(dx) }
+        let own = workspace ?? Workspace()
+        let t = ActivationSlab(base: own.floats(dx.pixels * dx.channels), batch: dx.batch, height: dx.height,
+                               width: dx.width, channels: dx.channels)
+        write(t)
+        dx.add(t)
     }
 
     /// The kernel of a stride-1 window's input gradient as a convolution of dZ: turned by 180° with
@@ -227,11 +234,9 @@ public enum ConvolutionGradient {
         precondition(wt.rows == window.kernelHeight * window.kernelWidth * dz.channels && wt.columns == dx.channels)
         guard dx.pixels > 0, dx.channels > 0 else { return }
         if accumulate {
-            let own = workspace ?? Workspace()
-            let temp = own.floats(dx.pixels * dx.channels)
-            let t = ActivationSlab(base: temp, batch: dx.batch, height: dx.height, width: dx.width, channels: dx.channels)
-            inputGradient(outputGradient: dz, transposedWeights: wt, window: window, into: t, accumulate: false)
-            dx.add(t)
+            writingOrAdding(into: dx, accumulate: true, workspace: workspace) { out in
+                inputGradient(outputGradient: dz, transposedWeights: wt, window: window, into: out, accumulate: false)
+            }
             return
         }
         if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
