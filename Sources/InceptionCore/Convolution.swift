@@ -155,25 +155,17 @@ extension Convolution2D {
         let paddedWidth = (g.outputWidth - 1) * w.strideWidth + w.kernelWidth
         let rowFloats = paddedWidth * ci
         guard let padded = ik_thread_scratch_slot(1, paddedHeight * rowFloats) else { fatalError("out of memory") }
-        // Real pixels of a padded row: columns left ..< left + count.
-        let left = min(g.padLeft, paddedWidth), count = max(0, min(g.inputWidth, paddedWidth - left))
+        let images = ActivationSlab(base: UnsafeMutablePointer(mutating: source), batch: n, height: g.inputHeight,
+                                    width: g.inputWidth, channels: ci)
         let copyChunks = min(paddedHeight, 4 * Parallel.threadCount)
         let packedWeights = weights
         packedWeights.storage.withUnsafeBufferPointer { storage in
             withBias { bias in
                 for image in 0..<n {
-                    let input = source + image * g.inputHeight * g.inputWidth * ci
                     Parallel.forEach(count: copyChunks) { chunk in
-                        for py in chunk * paddedHeight / copyChunks ..< (chunk + 1) * paddedHeight / copyChunks {
-                            let row = padded + py * rowFloats, iy = py - g.padTop
-                            guard iy >= 0 && iy < g.inputHeight && count > 0 else {
-                                row.update(repeating: 0, count: rowFloats)
-                                continue
-                            }
-                            row.update(repeating: 0, count: left * ci)
-                            (row + left * ci).update(from: input + iy * g.inputWidth * ci, count: count * ci)
-                            (row + (left + count) * ci).update(repeating: 0, count: (paddedWidth - left - count) * ci)
-                        }
+                        let r0 = chunk * paddedHeight / copyChunks, r1 = (chunk + 1) * paddedHeight / copyChunks
+                        ConvolutionGradient.copyPaddedBand(images, geometry: g, image: image, firstRow: r0 - g.padTop, rows: r1 - r0,
+                                                           paddedWidth: paddedWidth, into: padded + r0 * rowFloats)
                     }
                     var descriptor = ik_conv_window(
                         input: padded, padded_height: paddedHeight, padded_width: paddedWidth, channels: ci,

@@ -341,24 +341,24 @@ public enum ConvolutionGradient {
 
     /// Input rows firstRow ..< firstRow + rows of `image` (rows outside the input are zeros), each
     /// with g.padLeft zero pixels before and zeros after up to `paddedWidth` pixels, as a dense
-    /// rows × paddedWidth × CI block.
+    /// rows × paddedWidth × CI block: the padded input the window kernels read in place (training's
+    /// bands, and inference's padded image in ``Convolution2D``).
     static func copyPaddedBand(_ x: ActivationSlab, geometry g: WindowGeometry, image: Int, firstRow: Int, rows: Int,
                                paddedWidth: Int, into band: UnsafeMutablePointer<Float>) {
         let ci = x.channels, width = g.inputWidth
-        let copied = max(0, min(width, paddedWidth - g.padLeft))
+        let left = min(g.padLeft, paddedWidth), copied = max(0, min(width, paddedWidth - left))
         for r in 0..<rows {
             let dst = band + r * paddedWidth * ci
             let ih = firstRow + r
             guard ih >= 0 && ih < g.inputHeight else { dst.update(repeating: 0, count: paddedWidth * ci); continue }
-            dst.update(repeating: 0, count: g.padLeft * ci)
+            dst.update(repeating: 0, count: left * ci)
             let src = x.row((image * g.inputHeight + ih) * width)
             if x.stride == ci {
-                (dst + g.padLeft * ci).update(from: src, count: copied * ci)
+                (dst + left * ci).update(from: src, count: copied * ci)
             } else {
-                for p in 0..<copied { (dst + (g.padLeft + p) * ci).update(from: src + p * x.stride, count: ci) }
+                for p in 0..<copied { (dst + (left + p) * ci).update(from: src + p * x.stride, count: ci) }
             }
-            let after = g.padLeft + copied
-            (dst + after * ci).update(repeating: 0, count: (paddedWidth - after) * ci)
+            (dst + (left + copied) * ci).update(repeating: 0, count: (paddedWidth - left - copied) * ci)
         }
     }
 
