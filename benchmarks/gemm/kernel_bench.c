@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -107,6 +108,83 @@ static void weight_gradient_band(double target) {
     free(band); free(dz); free(dw); free(p);
 }
 
+/* The bfloat16 products (ik_gemm_bf16) on Mixed_3b's 3x3 branch for one image, both ways training
+ * runs them: the forward on a 30x30x96 zero-padded band read in place (M = 28 lines of 28 pixels,
+ * K = 3 kernel-row segments of 3·96), and the weight gradient per kernel row (A = Xpadᵀ: rows
+ * adjacent in memory, columns pixels). Errors are against float64 on the bf16-rounded operands,
+ * relative to Σ|products|. */
+static double round_bf16(float x) {
+    uint32_t u; memcpy(&u, &x, 4); u += 0x7fffu + ((u >> 16) & 1u); u &= 0xffff0000u;
+    float f; memcpy(&f, &u, 4); return f;
+}
+static void bf16_band(double target) {
+    const long h = 28, w = 28, pw = 30, ci = 96, co = 128, px = h * w, k = 9 * ci;
+    float *band = malloc(sizeof(float) * pw * pw * ci), *wt = malloc(sizeof(float) * k * co);
+    float *out = malloc(sizeof(float) * px * co), *dz = malloc(sizeof(float) * px * co);
+    float *dw = malloc(sizeof(float) * k * co);
+    uint16_t *pw_ = aligned_alloc(64, 2 * (ik_bf16_packed_count(k, co) + 32));
+    uint16_t *pz = aligned_alloc(64, 2 * (ik_bf16_packed_count(px, co) + 32));
+    for (long i = 0; i < pw * pw * ci; i++) band[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (long i = 0; i < k * co; i++) wt[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (long i = 0; i < px * co; i++) dz[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    ik_bf16_pack(wt, co, k, co, pw_);
+    ik_bf16_pack(dz, co, px, co, pz);
+    const ik_bf16_operand fwd = { band, w, pw * ci, ci, 3 * ci, pw * ci, 1 };
+    double fl = 2.0 * px * k * co, worst = 0;
+    ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0);
+    for (long y = 0; y < h; y += 3)
+        for (long x = 0; x < w; x += 2)
+            for (long j = 0; j < co; j += 3) {
+                double sum = 0, mag = 0;
+                for (long t = 0; t < 9; t++)
+                    for (long c = 0; c < ci; c++) {
+                        const double v = round_bf16(band[((y + t / 3) * pw + x + t % 3) * ci + c]) * round_bf16(wt[(t * ci + c) * co + j]);
+                        sum += v; mag += fabs(v);
+                    }
+                const double e = fabs(out[(y * w + x) * co + j] - sum) / (mag + 1e-30);
+                if (e > worst) worst = e;
+            }
+    double samples[64]; int ns = 0; double t0 = now();
+    while (ns < 64 && (now() - t0 < target || ns < 5)) {
+        const double t = now();
+        ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0);
+        samples[ns++] = now() - t;
+    }
+    qsort(samples, ns, sizeof *samples, cmp);
+    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Mixed_3b_3x3 bf16", px, k, co,
+           fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
+#define IK_BF16_TAPS() \
+    for (long r = 0; r < 3; r++) { \
+        const ik_bf16_operand xt = { band + r * pw * ci, 3 * ci, 0, 1, w, pw * ci, ci }; \
+        ik_gemm_bf16(3 * ci, px, co, &xt, pz, dw + r * 3 * ci * co, co, NULL, 0); \
+    }
+    IK_BF16_TAPS();
+    worst = 0;
+    for (long t = 0; t < 9; t += 4)
+        for (long c = 0; c < ci; c += 5)
+            for (long j = 0; j < co; j++) {
+                double sum = 0, mag = 0;
+                for (long y = 0; y < h; y++)
+                    for (long x = 0; x < w; x++) {
+                        const double v = round_bf16(band[((y + t / 3) * pw + x + t % 3) * ci + c]) * round_bf16(dz[(y * w + x) * co + j]);
+                        sum += v; mag += fabs(v);
+                    }
+                const double e = fabs(dw[(t * ci + c) * co + j] - sum) / (mag + 1e-30);
+                if (e > worst) worst = e;
+            }
+    ns = 0; t0 = now();
+    while (ns < 64 && (now() - t0 < target || ns < 5)) {
+        const double t = now();
+        IK_BF16_TAPS();
+        samples[ns++] = now() - t;
+    }
+#undef IK_BF16_TAPS
+    qsort(samples, ns, sizeof *samples, cmp);
+    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Mixed_3b_3x3 dW bf16", 3 * ci, px, co,
+           fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
+    free(band); free(wt); free(out); free(dz); free(dw); free(pw_); free(pz);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) ik_gemm_set_isa(!strcmp(argv[1], "portable") ? 0 : !strcmp(argv[1], "avx2") ? 1 : 2);
     const double target = argc > 2 ? atof(argv[2]) : 0.3;  /* seconds per shape */
@@ -150,5 +228,6 @@ int main(int argc, char **argv) {
     window_conv("Mixed_4b_3x3 (window)", 16, 16, 96, 208, 3, 1, 14, 14, target);
     window_conv("Mixed_5b_3x3 (window)", 9, 9, 160, 320, 3, 1, 7, 7, target);
     weight_gradient_band(target);
+    bf16_band(target);
     return 0;
 }

@@ -17,6 +17,7 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Columns per packed panel. */
 #define IK_PANEL_WIDTH 16
@@ -98,6 +99,44 @@ typedef struct {
 } ik_conv_window;
 
 void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_t row_end);
+
+/* ---- Mixed precision: bfloat16 products, float32 sums (gemm_bf16.c) ----
+ *
+ * C[i, j] (+)= Σ_k bf16(A[i, k]) · bf16(B[k, j]) (+ bias[j]): both operands rounded to bfloat16
+ * (nearest even), each product exact in float32, sums in float32, adjacent k taken in pairs
+ * (the order of AVX512-BF16's VDPBF16PS, which does 32 multiply-adds per instruction where a
+ * float32 FMA does 16). The opt-in bfloat16 training mode; CPUs without AVX512-BF16 (or with
+ * the portable float32 kernel selected) run a portable loop with the same products. */
+
+/* 1 when the CPU has AVX512-BF16 (and AVX512-BW). */
+int ik_cpu_has_avx512_bf16(void);
+/* 1 when ik_gemm_bf16 runs the AVX512-BF16 kernels: the CPU has them and ik_gemm_isa() is
+ * IK_ISA_AVX512. */
+int ik_bf16_native(void);
+
+/* bfloat16 values (uint16_t) ik_bf16_pack writes for a K×N matrix: (K rounded up to even)·ceil(N/16)·16. */
+ptrdiff_t ik_bf16_packed_count(ptrdiff_t k, ptrdiff_t n);
+/* Packs the row-major float32 K×N matrix b (row stride ldb) as bfloat16 panels of 16 columns,
+ * rows in pairs: B[2q, j] and B[2q+1, j] adjacent (zeros past K and N). */
+void ik_bf16_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, uint16_t *packed);
+
+/* The float32 A operand, read in place through a two-level index each way:
+ *   A[i, kk] = a[(i / line_len)·line_stride + (i % line_len)·row_step
+ *                + (kk / seg_len)·seg_stride + (kk % seg_len)·col_step]
+ * (a convolution's windows on a padded band: lines are output rows, segments kernel rows).
+ * The AVX512-BF16 path packs two shapes: col_step = 1 (rows contiguous in K), or row_step = 1
+ * with line_len ≥ m (A = Xᵀ of a weight gradient); others run the portable loop. */
+typedef struct {
+    const float *a;
+    ptrdiff_t line_len, line_stride, row_step;
+    ptrdiff_t seg_len, seg_stride, col_step;
+} ik_bf16_operand;
+
+/* Rows 0..<m, all n columns: C[i, j] = Σ + bias[j] (bias may be NULL), or with accumulate
+ * C[i, j] += Σ (bias ignored). C has row stride ldc; columns ≥ n are untouched. Thread-safe
+ * for disjoint parts of C (the packed A block is per thread). */
+void ik_gemm_bf16(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *a, const uint16_t *packed,
+                  float *c, ptrdiff_t ldc, const float *bias, int accumulate);
 
 /* ---- Winograd F(m×m, 3×3) convolution, stride 1 (winograd.c) ----
  *
