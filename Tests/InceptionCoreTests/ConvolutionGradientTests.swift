@@ -23,7 +23,11 @@ final class ConvolutionGradientTests: XCTestCase {
         }
     }
 
-    private func check(_ c: Case, _ path: Path, file: StaticString = #filePath, line: UInt = #line) {
+    /// With `bfloat16`, the products run in ``BFloat16Training``'s mixed precision and the
+    /// definitions are summed over the operands rounded to bfloat16: each product is then exact
+    /// in float32 too, so the same float32-summation tolerance holds and any misplaced element
+    /// shows. Paths are then the mixed-precision ones (padded bands at any row length).
+    private func check(_ c: Case, _ path: Path, bfloat16: Bool = false, file: StaticString = #filePath, line: UInt = #line) {
         guard let g = c.window.geometry(inputHeight: c.h, inputWidth: c.w) else { return XCTFail("does not fit", file: file, line: line) }
         let (oh, ow, kh, kw) = (g.outputHeight, g.outputWidth, c.window.kernelHeight, c.window.kernelWidth)
         let (sh, sw) = (c.window.strideHeight, c.window.strideWidth)
@@ -41,7 +45,8 @@ final class ConvolutionGradientTests: XCTestCase {
         }
         let taken: Path = isFullyConnected ? .fullyConnected : isPlain ? .plainGEMM
             : ConvolutionGradient.readsPaddedBands(g) ? .paddedBands : .gathered
-        XCTAssertEqual(taken, path, c.label, file: file, line: line)
+        if !bfloat16 { XCTAssertEqual(taken, path, c.label, file: file, line: line) }
+        let operand: (Float) -> Double = bfloat16 ? { Double(Self.roundedToBFloat16($0)) } : { Double($0) }
 
         // The definitions, with Σ|terms| for a rounding tolerance.
         var z = [Double](repeating: 0, count: c.n * oh * ow * c.co), zMagnitude = z
@@ -53,7 +58,7 @@ final class ConvolutionGradientTests: XCTestCase {
             let p = (b * c.h + iy) * c.w + ix, q = (b * oh + oy) * ow + ox
             for ch in 0..<c.ci { for o in 0..<c.co {
                 let k = ((i * kw + j) * c.ci + ch) * c.co + o
-                let wv = Double(weights[k]), xv = Double(x[p * xs + ch]), gv = Double(dz[q * zs + o])
+                let wv = operand(weights[k]), xv = operand(x[p * xs + ch]), gv = operand(dz[q * zs + o])
                 z[q * c.co + o] += xv * wv; zMagnitude[q * c.co + o] += abs(xv * wv)
                 dx[p * c.ci + ch] += gv * wv; dxMagnitude[p * c.ci + ch] += abs(gv * wv)
                 dw[k] += xv * gv; dwMagnitude[k] += abs(xv * gv)
@@ -64,7 +69,10 @@ final class ConvolutionGradientTests: XCTestCase {
         for kernel in GEMM.Kernel.allCases {
             for threads in [1, 2] {
                 withKernel(kernel) { withThreads(threads) {
-                    let tag = "\(c.label) \(kernel) \(threads) thread(s)"
+                    let tag = "\(c.label) \(kernel) \(threads) thread(s)\(bfloat16 ? " bfloat16" : "")"
+                    let wasEnabled = BFloat16Training.isEnabled
+                    BFloat16Training.isEnabled = bfloat16
+                    defer { BFloat16Training.isEnabled = wasEnabled }
                     // Z and dX go into slices of buffers full of NaN (Z) or ones (dX, accumulated
                     // into): the columns outside the slice must stay as they were.
                     var zOut = [Float](repeating: .nan, count: c.n * oh * ow * zs)
@@ -159,5 +167,29 @@ final class ConvolutionGradientTests: XCTestCase {
         check(Case(n: 3, h: 4, w: 4, ci: 9, co: 21, window: Window2D(4, padding: .valid)), .fullyConnected)
         check(Case(n: 2, h: 3, w: 5, ci: 4, co: 7, window: Window2D(kernel: (3, 5), padding: .valid)), .fullyConnected)
         check(Case(n: 2, h: 4, w: 4, ci: 6, co: 5, window: Window2D(4, padding: .valid), xStride: 8), .gathered)
+    }
+
+    /// Every case above in bfloat16 products (`BFloat16Training`), on the AVX512-BF16 kernels where
+    /// the CPU has them and on the portable loop (the float32 kernel families other than AVX-512).
+    func testBFloat16ProductsMatchTheDefinitionsOnRoundedOperands() {
+        let cases: [Case] = [
+            Case(n: 2, h: 28, w: 28, ci: 13, co: 37, window: Window2D(3)),
+            Case(n: 1, h: 30, w: 26, ci: 160, co: 20, window: Window2D(3)),
+            Case(n: 2, h: 52, w: 50, ci: 3, co: 20, window: Window2D(7, stride: 2)),
+            Case(n: 2, h: 7, w: 7, ci: 8, co: 16, window: Window2D(1, stride: 2)),
+            Case(n: 1, h: 9, w: 11, ci: 5, co: 7, window: Window2D(kernel: (3, 2), stride: (2, 1))),
+            Case(n: 2, h: 7, w: 9, ci: 6, co: 17, window: Window2D(5, padding: .symmetric(2))),
+            Case(n: 2, h: 9, w: 8, ci: 7, co: 18, window: Window2D(3, padding: .valid)),
+            Case(n: 2, h: 50, w: 50, ci: 20, co: 33, window: Window2D(1), xStride: 27, zStride: 40),
+            Case(n: 2, h: 8, w: 8, ci: 12, co: 16, window: Window2D(3), xStride: 30, zStride: 17),
+            Case(n: 3, h: 4, w: 4, ci: 9, co: 21, window: Window2D(4, padding: .valid)),
+        ]
+        for c in cases { check(c, .paddedBands, bfloat16: true) }
+    }
+
+    /// bfloat16 rounding as the kernels do it: to nearest, ties to even.
+    private static func roundedToBFloat16(_ x: Float) -> Float {
+        let bits = x.bitPattern
+        return Float(bitPattern: (bits &+ 0x7fff &+ ((bits >> 16) & 1)) & 0xffff_0000)
     }
 }

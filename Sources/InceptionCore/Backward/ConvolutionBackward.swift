@@ -114,6 +114,7 @@ public enum ConvolutionGradient {
     /// every step), everything else on the packed direct path.
     public static func forward(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
                                bias: UnsafePointer<Float>?, into z: ActivationSlab) {
+        if BFloat16Training.isEnabled { return forwardBFloat16(input: x, hwio: w, window: window, bias: bias, into: z) }
         guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
             preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
         }
@@ -154,6 +155,9 @@ public enum ConvolutionGradient {
     /// ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:workspace:)``.
     public static func inputGradient(outputGradient dz: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
                                      into dx: ActivationSlab, accumulate: Bool, workspace: Workspace? = nil) {
+        if BFloat16Training.isEnabled {
+            return inputGradientBFloat16(outputGradient: dz, hwio: w, window: window, into: dx, accumulate: accumulate)
+        }
         guard let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width) else {
             preconditionFailure("convolution \(window) does not fit a \(dx.height)x\(dx.width) input")
         }
@@ -265,6 +269,9 @@ public enum ConvolutionGradient {
     /// not depend on thread timing.
     public static func weightGradient(input x: ActivationSlab, outputGradient dz: ActivationSlab, window: Window2D,
                                       into dw: UnsafeMutablePointer<Float>, workspace: Workspace? = nil) {
+        if BFloat16Training.isEnabled {
+            return weightGradientBFloat16(input: x, outputGradient: dz, window: window, into: dw, workspace: workspace)
+        }
         guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
             preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
         }

@@ -1,0 +1,266 @@
+import CInceptionKernels
+import Foundation
+
+/// Training's opt-in mixed precision (`inception train --bf16`, `bench --train --bf16`): every
+/// convolution's three products (forward, input gradient, weight gradient) take their operands
+/// rounded to bfloat16 and sum in float32 (`ik_gemm_bf16`); weights, activations, batch norm,
+/// the optimizer and everything else stay float32. This is mixed precision as PyTorch's CPU
+/// autocast and Keras' `mixed_bfloat16` policy do it; on CPUs with AVX512-BF16 one instruction
+/// does twice the multiply-adds of a float32 FMA.
+///
+/// It is not TF-slim's arithmetic: each product carries bfloat16's relative rounding of 2⁻⁹ per
+/// operand, so gradients differ from float32 by ~0.3% and training-step parity with TF-slim does
+/// not hold (the float32 default is what the parity tests check). Off by default; the environment
+/// variable INCEPTION_BF16_TRAINING=1 turns it on from the start.
+public enum BFloat16Training {
+    nonisolated(unsafe) public static var isEnabled = ProcessInfo.processInfo.environment["INCEPTION_BF16_TRAINING"] == "1"
+
+    /// Whether this CPU runs the AVX512-BF16 kernels (else a portable loop computes the same
+    /// products, about 200 times slower).
+    public static var isNative: Bool { ik_bf16_native() != 0 }
+}
+
+/// A K×N float32 matrix rounded to bfloat16 and packed for `ik_gemm_bf16` (panels of 16 columns,
+/// rows in adjacent pairs).
+struct BFloat16Matrix {
+    let rows: Int
+    let columns: Int
+    let storage: [UInt16]
+
+    /// Packs row-major `b` (row stride `ldb`).
+    init(_ b: UnsafePointer<Float>, ldb: Int, rows: Int, columns: Int) {
+        self.rows = rows
+        self.columns = columns
+        storage = [UInt16](unsafeUninitializedCapacity: ik_bf16_packed_count(rows, columns)) { buffer, count in
+            ik_bf16_pack(b, ldb, rows, columns, buffer.baseAddress!)
+            count = buffer.count
+        }
+    }
+}
+
+/// The A operand of `ik_gemm_bf16` for rows of a slab (one pixel per row, K contiguous channels).
+private func plainRows(_ base: UnsafePointer<Float>, rows: Int, stride: Int, k: Int) -> ik_bf16_operand {
+    ik_bf16_operand(a: base, line_len: max(rows, 1), line_stride: 0, row_step: stride, seg_len: max(k, 1), seg_stride: 0, col_step: 1)
+}
+
+extension ConvolutionGradient {
+    /// Rows per task when a bfloat16 product is split by rows: 8 register tiles (one packed A block).
+    static let bfloat16RowChunk = 96
+
+    /// ``forward(input:hwio:window:bias:into:)`` in bfloat16 products.
+    static func forwardBFloat16(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
+                                bias: UnsafePointer<Float>?, into z: ActivationSlab) {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
+        }
+        if let flat = fullyConnectedView(x, g) {
+            return forwardBFloat16(input: flat, hwio: w, window: Window2D(1), bias: bias, into: z)
+        }
+        let k = window.kernelHeight * window.kernelWidth * x.channels
+        let packed = BFloat16Matrix(w, ldb: z.channels, rows: k, columns: z.channels)
+        convolveBFloat16(input: x, weights: packed, geometry: g, bias: bias, into: z, accumulate: false)
+    }
+
+    /// ``inputGradient(outputGradient:hwio:window:into:accumulate:workspace:)`` in bfloat16
+    /// products: a 1x1 stride-1 window multiplies dZ by Wᵀ; other stride-1 windows convolve dZ
+    /// with the turned kernel (``turnedWeights(_:taps:inputChannels:outputChannels:)``); strided
+    /// windows gather transposed receptive fields (``TransposedGather``). Accumulation adds in the
+    /// kernel's epilogue (no temporary).
+    static func inputGradientBFloat16(outputGradient dz: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
+                                      into dx: ActivationSlab, accumulate: Bool) {
+        guard let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(dx.height)x\(dx.width) input")
+        }
+        if let flat = fullyConnectedView(dx, g) {
+            return inputGradientBFloat16(outputGradient: dz, hwio: w, window: Window2D(1), into: flat, accumulate: accumulate)
+        }
+        let (ci, co, taps) = (dx.channels, dz.channels, window.kernelHeight * window.kernelWidth)
+        guard dx.pixels > 0, ci > 0 else { return }
+        let stride1 = window.strideHeight == 1 && window.strideWidth == 1
+        // [tap][o][c]: W′ (turned) for a stride-1 convolution of dZ, else Wᵀ per tap in order.
+        let transposed = stride1 ? turnedWeights(w, taps: taps, inputChannels: ci, outputChannels: co)
+                                 : tapwiseTransposed(w, taps: taps, inputChannels: ci, outputChannels: co)
+        let packed = transposed.withUnsafeBufferPointer {
+            BFloat16Matrix($0.baseAddress!, ldb: ci, rows: taps * co, columns: ci)
+        }
+        if stride1 {
+            let turned = WindowGeometry(window: window, inputHeight: dz.height, inputWidth: dz.width,
+                                        outputHeight: dx.height, outputWidth: dx.width,
+                                        padTop: window.kernelHeight - 1 - g.padTop, padLeft: window.kernelWidth - 1 - g.padLeft)
+            convolveBFloat16(input: dz, weights: packed, geometry: turned, bias: nil, into: dx, accumulate: accumulate)
+            return
+        }
+        let gather = TransposedGather(gradient: dz, geometry: g)
+        multiplyGatheredBFloat16(m: dx.pixels, k: taps * co, gatherRows: gather.rows, weights: packed, into: dx,
+                                 bias: nil, accumulate: accumulate)
+    }
+
+    /// W′[t][o][c] = W[t][c][o] (taps in order; the operand of a gathered input gradient).
+    static func tapwiseTransposed(_ w: UnsafePointer<Float>, taps: Int, inputChannels ci: Int, outputChannels co: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: taps * ci * co)
+        for tap in 0..<taps {
+            let src = w + tap * ci * co, dst = tap * co * ci
+            for c in 0..<ci { for o in 0..<co { out[dst + o * ci + c] = src[c * co + o] } }
+        }
+        return out
+    }
+
+    /// Z (+)= conv(X, W) (+ bias) in bfloat16 products with `weights` packed as a (KH·KW·CI) × CO
+    /// matrix: a 1x1 stride-1 window reads X's rows in place; a window with non-negative padding
+    /// reads zero-padded bands of X in place (as ``convolvePaddedBands(input:weights:geometry:bias:into:)``,
+    /// whatever the row length: the product's M is the whole band, so short rows cost nothing
+    /// extra); anything else gathers receptive fields (``SlabGather``).
+    static func convolveBFloat16(input x: ActivationSlab, weights: BFloat16Matrix, geometry g: WindowGeometry,
+                                 bias: UnsafePointer<Float>?, into z: ActivationSlab, accumulate: Bool) {
+        let w = g.window, ci = x.channels, co = z.channels
+        let k = w.kernelHeight * w.kernelWidth * ci
+        precondition(weights.rows == k && weights.columns == co, "weights \(weights.rows)x\(weights.columns) do not fit")
+        precondition(z.batch == x.batch && z.height == g.outputHeight && z.width == g.outputWidth)
+        guard z.pixels > 0, co > 0 else { return }
+        let isPointwise = w.kernelHeight == 1 && w.kernelWidth == 1 && w.strideHeight == 1 && w.strideWidth == 1
+            && g.padTop == 0 && g.padLeft == 0
+        weights.storage.withUnsafeBufferPointer { storage in
+            let packed = storage.baseAddress!
+            if isPointwise {
+                let chunk = ConvolutionGradient.bfloat16RowChunk
+                Parallel.forEach(count: (z.pixels + chunk - 1) / chunk) { task in
+                    let start = task * chunk, rows = min(chunk, z.pixels - start)
+                    var a = plainRows(x.row(start), rows: rows, stride: x.stride, k: ci)
+                    ik_gemm_bf16(rows, k, co, &a, packed, z.row(start), z.stride, bias, accumulate ? 1 : 0)
+                }
+                return
+            }
+            guard g.padTop >= 0 && g.padLeft >= 0 else {
+                let gather = SlabGather(source: x, geometry: g)
+                multiplyGatheredBFloat16(m: z.pixels, k: k, gatherRows: gather.rows, packed: packed, columns: co,
+                                         into: z, bias: bias, accumulate: accumulate)
+                return
+            }
+            // Bands of output rows of one image, their input rows copied zero-padded into scratch
+            // (≤ 256 KB); A's row i of a band is output pixel (i / OW, i % OW), its K columns the
+            // KH kernel-row segments of KW·CI adjacent floats, a padded row apart.
+            let (oh, ow) = (g.outputHeight, g.outputWidth)
+            let paddedWidth = (ow - 1) * w.strideWidth + w.kernelWidth
+            let rowFloats = paddedWidth * ci
+            let bandRows = max(1, min(oh, ((1 << 16) / rowFloats - w.kernelHeight) / w.strideHeight + 1))
+            let bandsPerImage = (oh + bandRows - 1) / bandRows
+            Parallel.forEach(count: x.batch * bandsPerImage) { task in
+                let image = task / bandsPerImage, oy0 = (task % bandsPerImage) * bandRows
+                let rows = min(bandRows, oh - oy0), bandHeight = (rows - 1) * w.strideHeight + w.kernelHeight
+                guard let band = ik_thread_scratch_slot(1, bandHeight * rowFloats) else { fatalError("out of memory") }
+                copyPaddedBand(x, geometry: g, image: image, firstRow: oy0 * w.strideHeight - g.padTop, rows: bandHeight,
+                               paddedWidth: paddedWidth, into: band)
+                var a = ik_bf16_operand(a: band, line_len: ow, line_stride: w.strideHeight * rowFloats, row_step: w.strideWidth * ci,
+                                        seg_len: w.kernelWidth * ci, seg_stride: rowFloats, col_step: 1)
+                ik_gemm_bf16(rows * ow, k, co, &a, packed, z.row((image * oh + oy0) * ow), z.stride, bias, accumulate ? 1 : 0)
+            }
+        }
+    }
+
+    /// Z (+)= A·B in bfloat16 products where A's rows are gathered on demand into thread scratch,
+    /// a 96-row block at a time.
+    private static func multiplyGatheredBFloat16(m: Int, k: Int, gatherRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                                                 weights: BFloat16Matrix, into z: ActivationSlab,
+                                                 bias: UnsafePointer<Float>?, accumulate: Bool) {
+        weights.storage.withUnsafeBufferPointer {
+            multiplyGatheredBFloat16(m: m, k: k, gatherRows: gatherRows, packed: $0.baseAddress!, columns: weights.columns,
+                                     into: z, bias: bias, accumulate: accumulate)
+        }
+    }
+
+    private static func multiplyGatheredBFloat16(m: Int, k: Int, gatherRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                                                 packed: UnsafePointer<UInt16>, columns co: Int, into z: ActivationSlab,
+                                                 bias: UnsafePointer<Float>?, accumulate: Bool) {
+        let chunk = bfloat16RowChunk
+        Parallel.forEach(count: (m + chunk - 1) / chunk) { task in
+            let start = task * chunk, rows = min(chunk, m - start)
+            guard let buffer = ik_thread_scratch(max(1, rows * k)) else { fatalError("out of memory") }
+            gatherRows(start, rows, buffer)
+            var a = plainRows(buffer, rows: rows, stride: k, k: k)
+            ik_gemm_bf16(rows, k, co, &a, packed, z.row(start), z.stride, bias, accumulate ? 1 : 0)
+        }
+    }
+
+    /// ``weightGradient(input:outputGradient:window:into:workspace:)`` in bfloat16 products: the
+    /// same chunks, groups and order, with dZ packed as bfloat16 pairs of pixels and each kernel
+    /// row's A (the padded band's windows, transposed) rounded as the kernel packs it.
+    static func weightGradientBFloat16(input x: ActivationSlab, outputGradient dz: ActivationSlab, window: Window2D,
+                                       into dw: UnsafeMutablePointer<Float>, workspace: Workspace? = nil) {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
+            preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
+        }
+        precondition(dz.batch == x.batch && dz.height == g.outputHeight && dz.width == g.outputWidth)
+        if let flat = fullyConnectedView(x, g) {
+            return weightGradientBFloat16(input: flat, outputGradient: dz, window: Window2D(1), into: dw, workspace: workspace)
+        }
+        let (kh, kw, sh, sw) = (window.kernelHeight, window.kernelWidth, window.strideHeight, window.strideWidth)
+        let (ci, co, oh, ow) = (x.channels, dz.channels, g.outputHeight, g.outputWidth)
+        let rowFloats = kw * ci * co, ck = kh * rowFloats  // one kernel row of dW; all of it
+        guard ck > 0 else { return }
+        guard dz.pixels > 0 else { dw.update(repeating: 0, count: ck); return }
+        let paddedWidth = (ow - 1) * sw + kw
+        let packedRow = (co + 15) / 16 * 16  // bfloat16 values per packed dZ row: half as many floats
+        let budget = 1 << 17
+        let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && g.padTop == 0 && g.padLeft == 0
+        let bandRows: Int, pixelsPerChunk: Int, chunks: Int
+        if direct {
+            bandRows = 1
+            pixelsPerChunk = max(64, min(4096, 2 * budget / packedRow) / 2 * 2)
+            chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
+        } else {
+            let perRow = sh * paddedWidth * ci + ow * packedRow / 2
+            bandRows = max(1, min(oh, (budget - (kh - sh) * paddedWidth * ci) / perRow))
+            pixelsPerChunk = bandRows * ow
+            chunks = dz.batch * ((oh + bandRows - 1) / bandRows)
+        }
+        let bandsPerImage = (oh + bandRows - 1) / bandRows
+        let groups = max(1, min(chunks, 2 * Parallel.threadCount))
+        let own = workspace ?? Workspace()
+        let shared = SendableMutablePointer(own.floats(groups * ck))
+        Parallel.forEach(count: groups) { group in
+            let acc = shared.pointer + group * ck
+            var first = true
+            var chunk = group
+            while chunk < chunks {
+                defer { chunk += groups; first = false }
+                if direct {
+                    let start = chunk * pixelsPerChunk, rows = min(pixelsPerChunk, dz.pixels - start)
+                    let halves = ik_bf16_packed_count(rows, co)
+                    guard let scratch = ik_thread_scratch((halves + 1) / 2) else { fatalError("out of memory") }
+                    let packed = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
+                    ik_bf16_pack(dz.row(start), dz.stride, rows, co, packed)
+                    var a = ik_bf16_operand(a: x.row(start), line_len: ci, line_stride: 0, row_step: 1,
+                                            seg_len: rows, seg_stride: 0, col_step: x.stride)
+                    ik_gemm_bf16(ci, rows, co, &a, packed, acc, co, nil, first ? 0 : 1)
+                    continue
+                }
+                let image = chunk / bandsPerImage, oh0 = (chunk % bandsPerImage) * bandRows
+                let rows = min(bandRows, oh - oh0), bandHeight = (rows - 1) * sh + kh
+                let bandFloats = (bandHeight * paddedWidth * ci + 15) / 16 * 16
+                let halves = ik_bf16_packed_count(rows * ow, co)
+                guard let band = ik_thread_scratch(bandFloats + (halves + 1) / 2) else { fatalError("out of memory") }
+                let packed = UnsafeMutableRawPointer(band + bandFloats).assumingMemoryBound(to: UInt16.self)
+                copyPaddedBand(x, geometry: g, image: image, firstRow: oh0 * sh - g.padTop, rows: bandHeight,
+                               paddedWidth: paddedWidth, into: band)
+                ik_bf16_pack(dz.row((image * oh + oh0) * ow), dz.stride, rows * ow, co, packed)
+                for r in 0..<kh {
+                    // A = the kernel row's windows, transposed: row (kw, c) adjacent floats; column =
+                    // output pixel, stride·CI apart, a padded row further at each output row's end.
+                    var a = ik_bf16_operand(a: band + r * paddedWidth * ci, line_len: kw * ci, line_stride: 0, row_step: 1,
+                                            seg_len: ow, seg_stride: sh * paddedWidth * ci, col_step: sw * ci)
+                    ik_gemm_bf16(kw * ci, rows * ow, co, &a, packed, acc + r * rowFloats, co, nil, first ? 0 : 1)
+                }
+            }
+            if first { acc.update(repeating: 0, count: ck) }
+        }
+        let out = SendableMutablePointer(dw)
+        Parallel.forEach(count: (ck + 4095) / 4096) { block in
+            let j0 = block * 4096, j1 = min(ck, j0 + 4096)
+            (out.pointer + j0).update(from: shared.pointer + j0, count: j1 - j0)
+            for group in 1..<groups {
+                let src = UnsafePointer(shared.pointer) + group * ck
+                for j in j0..<j1 { out.pointer[j] += src[j] }
+            }
+        }
+    }
+}
