@@ -37,6 +37,8 @@ struct Bench: ParsableCommand {
     var train = false
     @Flag(help: ArgumentHelp("With --train: " + winogradTrainingHelp))
     var winograd = false
+    @Flag(help: ArgumentHelp("With --train: " + bfloat16TrainingHelp))
+    var bf16 = false
     @Option(help: "Classes of the logits layer.")
     var numClasses = 1001
     @Flag(help: "Print one JSON object.")
@@ -106,6 +108,7 @@ extension Bench {
     /// Training steps on random data in memory: forward, backward and an RMSProp update.
     func runTraining() throws {
         if winograd { Winograd.inTraining = true }
+        try enableBFloat16(bf16)
         var options = choice.defaults
         options.numClasses = numClasses
         options.globalPool = options.globalPool || globalPool
@@ -121,13 +124,14 @@ extension Bench {
             "ms_per_step_max": times.last! * 1000, "images_per_second": result.imagesPerSecond,
             "peak_rss_mb": peakResidentMegabytes(), "model": options.architecture.rawValue,
             "auxiliary_classifiers": model.auxiliaryHeads.count, "winograd": Winograd.inTraining,
+            "bf16": BFloat16Training.isEnabled,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
             return
         }
         print("""
-        \(options.architecture.rawValue) training\(model.auxiliaryHeads.isEmpty ? "" : " (with \(model.auxiliaryHeads.count) auxiliary classifiers)"), batch \(batchSize), \(imageSize[0])x\(imageSize[1])\(globalPool ? " (global pool)" : ""), \(Parallel.threadCount) thread(s), RMSProp, \(iterations) steps
+        \(options.architecture.rawValue) training\(model.auxiliaryHeads.isEmpty ? "" : " (with \(model.auxiliaryHeads.count) auxiliary classifiers)"), batch \(batchSize), \(imageSize[0])x\(imageSize[1])\(globalPool ? " (global pool)" : ""), \(Parallel.threadCount) thread(s), RMSProp\(BFloat16Training.isEnabled ? ", bfloat16 products" : Winograd.inTraining ? ", Winograd" : ""), \(iterations) steps
           per step:   median \(fmt(result.medianSeconds * 1000)) ms  (min \(fmt(times.first! * 1000)), max \(fmt(times.last! * 1000)))
           throughput: \(fmt(result.imagesPerSecond)) images/s
           peak RSS:   \(fmt(peakResidentMegabytes())) MB
