@@ -67,7 +67,8 @@ QUICK_CONFIGS = {
     "quick-80": dict(batch=2, height=80, width=80, global_pool=True, anchor_ips=None, anchor_rss=None),
 }
 # Each engine's ratios are against the peer running the same network.
-PEER_OF = {"tf-slim": "tf-slim", "ours": "tf-slim", "ours-winograd": "tf-slim", "pytorch": "pytorch", "ours-tv": "pytorch"}
+PEER_OF = {"tf-slim": "tf-slim", "ours": "tf-slim", "ours-winograd": "tf-slim", "pytorch": "pytorch", "ours-tv": "pytorch",
+           "tf-slim-bf16": "tf-slim-bf16", "ours-bf16": "tf-slim-bf16"}
 TARGET_IPS_RATIO = 1.5        # ours images/s >= 1.5x TF-slim's, at both sizes
 TARGET_RSS_224_BYTES = 1.5e9  # our peak RSS at 224 <= 1.5 GB
 MIB = 1024.0 * 1024.0
@@ -121,6 +122,11 @@ def tf_worker(args):
         n_params = int(sum(np.prod(v.shape.as_list()) for v in tf.compat.v1.trainable_variables()))
         init = tf.compat.v1.global_variables_initializer()
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=1)
+    if args.tf_bf16:
+        # TF's own mixed precision on CPU: grappler's oneDNN bfloat16 rewrite casts the
+        # convolutions' (and matmuls') operands to bfloat16, keeping variables in float32.
+        from tensorflow.core.protobuf import rewriter_config_pb2
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     losses = []
     with tf.compat.v1.Session(graph=graph, config=config) as sess:
         sess.run(init)
@@ -138,7 +144,7 @@ def tf_worker(args):
         raise AssertionError(f"non-finite loss: {losses}")
     med = statistics.median(times)
     print(json.dumps({
-        "engine": "tf-slim", "tensorflow": tf.__version__, "tf_slim": mtf.mpf._version("tf-slim"),
+        "engine": "tf-slim-bf16" if args.tf_bf16 else "tf-slim", "tensorflow": tf.__version__, "tf_slim": mtf.mpf._version("tf-slim"),
         "tf_keras": mtf.mpf._version("tf-keras"), "onednn_env": args.tf_onednn,
         "batch_size": b, "image_size": [h, w], "global_pool": args.global_pool, "threads": args.threads,
         "times_ms": times, "ms_per_step_median": med, "images_per_second": 1000.0 * b / med,
@@ -299,6 +305,9 @@ def main():
                     help="TF_ENABLE_ONEDNN_OPTS for the TF-slim worker (default 1: TensorFlow as shipped)")
     ap.add_argument("--ours-winograd", action="store_true",
                     help="also time ours with --winograd (Winograd 3x3 training convolutions, opt-in) as engine ours-winograd")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time mixed precision: TF-slim with grappler's oneDNN bfloat16 rewrite as engine "
+                         "tf-slim-bf16, and ours with --bf16 as engine ours-bf16 (compared with each other)")
     ap.add_argument("--torch", action="store_true",
                     help="also time torchvision's GoogLeNet in PyTorch (needs torch) as engine pytorch, and ours on "
                          "the same network (`--model googlenet_torchvision`) as engine ours-tv")
@@ -310,6 +319,7 @@ def main():
     # worker mode
     ap.add_argument("--tf-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tf-bf16", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--image-size", type=int, nargs=2, default=[224, 224], help=argparse.SUPPRESS)
     ap.add_argument("--global-pool", action="store_true", help=argparse.SUPPRESS)
@@ -362,16 +372,19 @@ def main():
                                                              "--warmup", str(args.warmup), "--threads", str(args.threads)]
         if engine == "tf-slim":
             return [py, me, "--tf-worker"] + common + ["--tf-onednn", args.tf_onednn]
+        if engine == "tf-slim-bf16":
+            return [py, me, "--tf-worker", "--tf-bf16"] + common + ["--tf-onednn", "1"]
         if engine == "pytorch":
             return [py, me, "--torch-worker"] + common
         ours = [binary, "bench", "--train"] + common + ["--json"]
         if engine == "ours-tv":
             return ours + ["--model", "googlenet_torchvision", "--num-classes", "1000"]
-        return ours + (["--winograd"] if engine == "ours-winograd" else [])
+        return ours + (["--winograd"] if engine == "ours-winograd" else ["--bf16"] if engine == "ours-bf16" else [])
 
     # "ours-winograd": the opt-in Winograd training convolutions (`inception train --winograd`).
     # "pytorch" / "ours-tv": torchvision's GoogLeNet in PyTorch and in ours (compared with each other).
     engines = (["tf-slim", "ours"] + (["ours-winograd"] if args.ours_winograd else [])
+               + (["tf-slim-bf16", "ours-bf16"] if args.bf16 else [])
                + (["pytorch", "ours-tv"] if args.torch else []))
     results = {(e, n): [] for e in engines for n, _ in configs}
     loads, errors, round_waits = [], [], []
@@ -459,6 +472,11 @@ def main():
             v = summary[("ours-tv", n)]["ips"] / summary[("pytorch", n)]["ips"]
             targets.append((f"{n}: ours images/s > PyTorch's on torchvision's GoogLeNet ({config_label(CONFIGS[n])})",
                             f"{v:.2f}x", v > 1.0))
+    for n in ("224", "112"):
+        if ("ours-bf16", n) in summary and ("tf-slim", n) in summary:
+            v = summary[("ours-bf16", n)]["ips"] / summary[("tf-slim", n)]["ips"]
+            targets.append((f"{n}: ours-bf16 (opt-in mixed precision) images/s >= 1.5x TF-slim float32 "
+                            f"({config_label(CONFIGS[n])})", f"{v:.2f}x", v >= TARGET_IPS_RATIO))
     if ("ours", "224") in summary:
         v = summary[("ours", "224")]["rss"]
         targets.append(("224: our peak RSS <= 1.5 GB (1.5e9 bytes = 1430.5 MB)", f"{v:.1f} MB ({v * MIB / 1e9:.2f} GB)",
@@ -510,6 +528,7 @@ def write_report(path, table, rows, summary, targets, configs, m, sw, args, cmdl
              "averages on one random batch held in memory. Higher images/s is better; a ratio above 1x in "
              "*images/s vs peer* means we are faster, below 1x in *peak RSS vs peer* that we use less memory. "
              "The peer is the engine that runs the same network: TF-slim for `inception_v1` (ours, ours-winograd)"
+             + (", TF-slim with its bfloat16 rewrite for ours-bf16" if args.bf16 else "")
              + (", PyTorch for torchvision's GoogLeNet (ours-tv)" if args.torch else "") + ".\n")
     if share > NOISY_SHARE:
         L.append(f"> **Noisy run.** Other processes used {100 * share:.0f}% of the machine's CPU time during this run "
@@ -585,6 +604,14 @@ def write_report(path, table, rows, summary, targets, configs, m, sw, args, cmdl
                  "stays direct. Its gradients are ~1e-3 (relative) from TF-slim's instead of ~2e-5, beyond the "
                  "training parity tests' tolerances, which is why it is not the default; the targets are judged on "
                  "**ours**.")
+    if args.bf16:
+        L.append("- **tf-slim-bf16**: the same TF-slim step with TensorFlow's own CPU mixed precision: the session's "
+                 "grappler option `auto_mixed_precision_onednn_bfloat16` rewrites the convolutions and matrix "
+                 "products (and the element-wise work between them) to bfloat16, variables stay float32.")
+        L.append("- **ours-bf16**: ours with `--bf16` (opt-in): every convolution's forward, input gradient and weight "
+                 "gradient take operands rounded to bfloat16 with float32 sums (AVX512-BF16); activations, batch "
+                 "norm and the optimizer stay float32. Its peer is tf-slim-bf16; the 1.5x-TF-slim line above "
+                 "compares it with TF-slim's float32 step, as the issue's target is stated.")
     if args.torch:
         tv = next((o.get("torch") for (e, _), outs in results.items() if e == "pytorch" for o in outs), "?")
         L.append(f"- **pytorch**: PyTorch {tv} (CPU), torchvision's GoogLeNet written out with `torch.nn` in "

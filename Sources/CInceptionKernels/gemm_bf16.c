@@ -189,15 +189,21 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
     *rs = 1; *qs = BF_MR;
     const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    /* The block's column offsets, once (not two divisions per pair and tile). */
+    ptrdiff_t columns[BF_KC];
+    for (ptrdiff_t j = 0, seg = k0 / a->seg_len, pos = k0 % a->seg_len; j < kc; j++) {
+        columns[j] = seg * a->seg_stride + pos * a->col_step;
+        if (++pos == a->seg_len) { pos = 0; seg++; }
+    }
     for (ptrdiff_t t = 0; t < tiles; t++) {
         const ptrdiff_t rows = mc - t * BF_MR >= BF_MR ? BF_MR : mc - t * BF_MR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1u);
         const float *base = a->a + row_offset(a, m0 + t * BF_MR);
         uint32_t *tile = out + t * pairs * BF_MR;
         for (ptrdiff_t q = 0; q < pairs; q++) {
-            const ptrdiff_t kk = k0 + 2 * q;
-            const __m512 c0 = _mm512_maskz_loadu_ps(mask, base + column_offset(a, kk));
-            const __m512 c1 = kk + 1 < k0 + kc ? _mm512_maskz_loadu_ps(mask, base + column_offset(a, kk + 1)) : _mm512_setzero_ps();
+            const ptrdiff_t kk = 2 * q;
+            const __m512 c0 = _mm512_maskz_loadu_ps(mask, base + columns[kk]);
+            const __m512 c1 = kk + 1 < kc ? _mm512_maskz_loadu_ps(mask, base + columns[kk + 1]) : _mm512_setzero_ps();
             const __m512i v = _mm512_permutexvar_epi16(interleave, convert32(c0, c1));
             _mm512_mask_storeu_epi32(tile + q * BF_MR, 0x0FFF, v);
         }

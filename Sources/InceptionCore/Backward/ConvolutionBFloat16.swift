@@ -205,7 +205,10 @@ extension ConvolutionGradient {
         let bandRows: Int, pixelsPerChunk: Int, chunks: Int
         if direct {
             bandRows = 1
-            pixelsPerChunk = max(64, min(4096, 2 * budget / packedRow) / 2 * 2)
+            // At most the L2 budget, and small enough that every thread gets two chunks (the 7x7
+            // layers' 1568 pixels at batch 32 would otherwise be one chunk on one core).
+            let balanced = (dz.pixels + 2 * Parallel.threadCount - 1) / (2 * Parallel.threadCount)
+            pixelsPerChunk = max(64, min(4096, 2 * budget / packedRow, balanced) + 1) / 2 * 2
             chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
         } else {
             let perRow = sh * paddedWidth * ci + ow * packedRow / 2
