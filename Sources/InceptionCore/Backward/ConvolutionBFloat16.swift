@@ -194,75 +194,34 @@ extension ConvolutionGradient {
             return weightGradientBFloat16(input: flat, outputGradient: dz, window: Window2D(1), into: dw, workspace: workspace)
         }
         let (kh, kw, sh, sw) = (window.kernelHeight, window.kernelWidth, window.strideHeight, window.strideWidth)
-        let (ci, co, oh, ow) = (x.channels, dz.channels, g.outputHeight, g.outputWidth)
-        let rowFloats = kw * ci * co, ck = kh * rowFloats  // one kernel row of dW; all of it
-        guard ck > 0 else { return }
-        guard dz.pixels > 0 else { dw.update(repeating: 0, count: ck); return }
-        let paddedWidth = (ow - 1) * sw + kw
-        let packedRow = (co + 15) / 16 * 16  // bfloat16 values per packed dZ row: half as many floats
-        let budget = 1 << 17
-        let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && g.padTop == 0 && g.padLeft == 0
-        let bandRows: Int, pixelsPerChunk: Int, chunks: Int
-        if direct {
-            bandRows = 1
-            // At most the L2 budget, and small enough that every thread gets two chunks (the 7x7
-            // layers' 1568 pixels at batch 32 would otherwise be one chunk on one core).
-            let balanced = (dz.pixels + 2 * Parallel.threadCount - 1) / (2 * Parallel.threadCount)
-            pixelsPerChunk = max(64, min(4096, 2 * budget / packedRow, balanced) + 1) / 2 * 2
-            chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
-        } else {
-            let perRow = sh * paddedWidth * ci + ow * packedRow / 2
-            bandRows = max(1, min(oh, (budget - (kh - sh) * paddedWidth * ci) / perRow))
-            pixelsPerChunk = bandRows * ow
-            chunks = dz.batch * ((oh + bandRows - 1) / bandRows)
-        }
-        let bandsPerImage = (oh + bandRows - 1) / bandRows
-        let groups = max(1, min(chunks, 2 * Parallel.threadCount))
-        let own = workspace ?? Workspace()
-        let shared = SendableMutablePointer(own.floats(groups * ck))
-        Parallel.forEach(count: groups) { group in
-            let acc = shared.pointer + group * ck
-            var first = true
-            var chunk = group
-            while chunk < chunks {
-                defer { chunk += groups; first = false }
-                if direct {
-                    let start = chunk * pixelsPerChunk, rows = min(pixelsPerChunk, dz.pixels - start)
-                    let halves = ik_bf16_packed_count(rows, co)
-                    guard let scratch = ik_thread_scratch((halves + 1) / 2) else { fatalError("out of memory") }
-                    let packed = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
-                    ik_bf16_pack(dz.row(start), dz.stride, rows, co, packed)
-                    var a = ik_bf16_operand(a: x.row(start), line_len: ci, line_stride: 0, row_step: 1,
-                                            seg_len: rows, seg_stride: 0, col_step: x.stride)
-                    ik_gemm_bf16(ci, rows, co, &a, packed, acc, co, nil, first ? 0 : 1)
-                    continue
-                }
-                let image = chunk / bandsPerImage, oh0 = (chunk % bandsPerImage) * bandRows
-                let rows = min(bandRows, oh - oh0), bandHeight = (rows - 1) * sh + kh
-                let bandFloats = (bandHeight * paddedWidth * ci + 15) / 16 * 16
-                let halves = ik_bf16_packed_count(rows * ow, co)
-                guard let band = ik_thread_scratch(bandFloats + (halves + 1) / 2) else { fatalError("out of memory") }
-                let packed = UnsafeMutableRawPointer(band + bandFloats).assumingMemoryBound(to: UInt16.self)
-                copyPaddedBand(x, geometry: g, image: image, firstRow: oh0 * sh - g.padTop, rows: bandHeight,
-                               paddedWidth: paddedWidth, into: band)
-                ik_bf16_pack(dz.row((image * oh + oh0) * ow), dz.stride, rows * ow, co, packed)
-                for r in 0..<kh {
-                    // A = the kernel row's windows, transposed: row (kw, c) adjacent floats; column =
-                    // output pixel, stride·CI apart, a padded row further at each output row's end.
-                    var a = ik_bf16_operand(a: band + r * paddedWidth * ci, line_len: kw * ci, line_stride: 0, row_step: 1,
-                                            seg_len: ow, seg_stride: sh * paddedWidth * ci, col_step: sw * ci)
-                    ik_gemm_bf16(kw * ci, rows * ow, co, &a, packed, acc + r * rowFloats, co, nil, first ? 0 : 1)
-                }
+        let (ci, co) = (x.channels, dz.channels)
+        let rowFloats = kw * ci * co  // one kernel row of dW
+        let packedRow = (co + 15) / 16 * 16  // bfloat16 values of one packed dZ row: half as many floats
+        let chunking = WeightGradientChunking(x, dz, geometry: g, packedRowFloats: packedRow / 2, balanced: true)
+        chunking.sumInGroups(size: kh * rowFloats, into: dw, workspace: workspace) { chunk, acc, first in
+            if chunking.direct {
+                let (start, rows) = chunking.pixels(ofChunk: chunk)
+                guard let scratch = ik_thread_scratch((ik_bf16_packed_count(rows, co) + 1) / 2) else { fatalError("out of memory") }
+                let packed = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
+                ik_bf16_pack(dz.row(start), dz.stride, rows, co, packed)
+                var a = ik_bf16_operand(a: x.row(start), line_len: ci, line_stride: 0, row_step: 1,
+                                        seg_len: rows, seg_stride: 0, col_step: x.stride)
+                ik_gemm_bf16(ci, rows, co, &a, packed, acc, co, nil, first ? 0 : 1)
+                return
             }
-            if first { acc.update(repeating: 0, count: ck) }
-        }
-        let out = SendableMutablePointer(dw)
-        Parallel.forEach(count: (ck + 4095) / 4096) { block in
-            let j0 = block * 4096, j1 = min(ck, j0 + 4096)
-            (out.pointer + j0).update(from: shared.pointer + j0, count: j1 - j0)
-            for group in 1..<groups {
-                let src = UnsafePointer(shared.pointer) + group * ck
-                for j in j0..<j1 { out.pointer[j] += src[j] }
+            let band = chunking.band(ofChunk: chunk)
+            let packedFloats = (ik_bf16_packed_count(band.pixels, co) + 1) / 2
+            guard let input = ik_thread_scratch(band.inputFloats + packedFloats) else { fatalError("out of memory") }
+            let packed = UnsafeMutableRawPointer(input + band.inputFloats).assumingMemoryBound(to: UInt16.self)
+            chunking.copyInput(of: band, into: input)
+            ik_bf16_pack(dz.row(band.firstPixel), dz.stride, band.pixels, co, packed)
+            let rowStep = chunking.paddedWidth * ci
+            for r in 0..<kh {
+                // A = the kernel row's windows, transposed: row (kw, c) adjacent floats; column =
+                // output pixel, stride·CI apart, a padded row further at each output row's end.
+                var a = ik_bf16_operand(a: input + r * rowStep, line_len: kw * ci, line_stride: 0, row_step: 1,
+                                        seg_len: band.outputWidth, seg_stride: sh * rowStep, col_step: sw * ci)
+                ik_gemm_bf16(kw * ci, band.pixels, co, &a, packed, acc + r * rowFloats, co, nil, first ? 0 : 1)
             }
         }
     }

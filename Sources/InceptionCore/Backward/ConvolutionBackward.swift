@@ -261,12 +261,9 @@ public enum ConvolutionGradient {
     /// whose B is dZ, packed once per chunk and shared by the KH kernel rows. The result comes
     /// out in HWIO order: no transpose of dZ, none of dW.
     ///
-    /// Chunks: a 1x1 stride-1 window reads X itself (any pixel range, across images). Other
-    /// windows work on bands of output rows of one image: the band's input rows, zero-padded, are
-    /// copied once into thread scratch (≤ 512 KB with the packed dZ rows, so both stay in L2
-    /// while the kernel rows sweep them). Chunks go to a few groups in a fixed pattern, each group
-    /// summing into its own accumulator, and the accumulators are added in order: the result does
-    /// not depend on thread timing.
+    /// Chunks (``WeightGradientChunking``): a 1x1 stride-1 window reads X itself (any pixel range,
+    /// across images); other windows bands of output rows of one image, their input rows copied
+    /// zero-padded into thread scratch. Sums are grouped so the result does not depend on thread timing.
     public static func weightGradient(input x: ActivationSlab, outputGradient dz: ActivationSlab, window: Window2D,
                                       into dw: UnsafeMutablePointer<Float>, workspace: Workspace? = nil) {
         if BFloat16Training.isEnabled {
@@ -281,67 +278,27 @@ public enum ConvolutionGradient {
             return
         }
         let (kh, kw, sh, sw) = (window.kernelHeight, window.kernelWidth, window.strideHeight, window.strideWidth)
-        let (ci, co, oh, ow) = (x.channels, dz.channels, g.outputHeight, g.outputWidth)
-        let rowFloats = kw * ci * co, ck = kh * rowFloats  // one kernel row of dW; all of it
-        guard ck > 0 else { return }
-        guard dz.pixels > 0 else { dw.update(repeating: 0, count: ck); return }
-        let paddedWidth = (ow - 1) * sw + kw
+        let (ci, co) = (x.channels, dz.channels)
+        let rowFloats = kw * ci * co  // one kernel row of dW
         let packedRow = ((co + 15) / 16) * 16  // floats of one packed dZ row
-        let budget = 1 << 17
-        let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && g.padTop == 0 && g.padLeft == 0
-        // Output rows per band (whole rows of one image), or pixels per chunk when reading X directly.
-        let bandRows: Int, pixelsPerChunk: Int, chunks: Int
-        if direct {
-            bandRows = 1
-            pixelsPerChunk = max(64, min(4096, budget / packedRow))
-            chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
-        } else {
-            let perRow = sh * paddedWidth * ci + ow * packedRow
-            bandRows = max(1, min(oh, (budget - (kh - sh) * paddedWidth * ci) / perRow))
-            pixelsPerChunk = bandRows * ow
-            chunks = dz.batch * ((oh + bandRows - 1) / bandRows)
-        }
-        let bandsPerImage = (oh + bandRows - 1) / bandRows
-        let groups = max(1, min(chunks, 2 * Parallel.threadCount))
-        let own = workspace ?? Workspace()
-        let shared = SendableMutablePointer(own.floats(groups * ck))
-        Parallel.forEach(count: groups) { group in
-            let acc = shared.pointer + group * ck
-            var first = true
-            var chunk = group
-            while chunk < chunks {
-                defer { chunk += groups; first = false }
-                if direct {
-                    let start = chunk * pixelsPerChunk, rows = min(pixelsPerChunk, dz.pixels - start)
-                    guard let packed = ik_thread_scratch(rows * packedRow) else { fatalError("out of memory") }
-                    ik_pack(dz.row(start), dz.stride, rows, co, packed)
-                    ik_gemm_transposed_a(ci, rows, co, x.row(start), x.stride, rows, rows * x.stride,
-                                         packed, acc, co, first ? 0 : 1)
-                    continue
-                }
-                let image = chunk / bandsPerImage, oh0 = (chunk % bandsPerImage) * bandRows
-                let rows = min(bandRows, oh - oh0), bandHeight = (rows - 1) * sh + kh
-                let bandFloats = bandHeight * paddedWidth * ci
-                guard let band = ik_thread_scratch(bandFloats + rows * ow * packedRow) else { fatalError("out of memory") }
-                let packed = band + bandFloats
-                copyPaddedBand(x, geometry: g, image: image, firstRow: oh0 * sh - g.padTop, rows: bandHeight,
-                               paddedWidth: paddedWidth, into: band)
-                ik_pack(dz.row((image * oh + oh0) * ow), dz.stride, rows * ow, co, packed)
-                for r in 0..<kh {
-                    ik_gemm_transposed_a(kw * ci, rows * ow, co, band + r * paddedWidth * ci, sw * ci, ow, sh * paddedWidth * ci,
-                                         packed, acc + r * rowFloats, co, first ? 0 : 1)
-                }
+        let chunking = WeightGradientChunking(x, dz, geometry: g, packedRowFloats: packedRow)
+        chunking.sumInGroups(size: kh * rowFloats, into: dw, workspace: workspace) { chunk, acc, first in
+            if chunking.direct {
+                let (start, rows) = chunking.pixels(ofChunk: chunk)
+                guard let packed = ik_thread_scratch(rows * packedRow) else { fatalError("out of memory") }
+                ik_pack(dz.row(start), dz.stride, rows, co, packed)
+                ik_gemm_transposed_a(ci, rows, co, x.row(start), x.stride, rows, rows * x.stride,
+                                     packed, acc, co, first ? 0 : 1)
+                return
             }
-            if first { acc.update(repeating: 0, count: ck) }
-        }
-        // dw = Σ_groups acc[group], in group order; 4096-float blocks per task.
-        let out = SendableMutablePointer(dw)
-        Parallel.forEach(count: (ck + 4095) / 4096) { block in
-            let j0 = block * 4096, j1 = min(ck, j0 + 4096)
-            (out.pointer + j0).update(from: shared.pointer + j0, count: j1 - j0)
-            for group in 1..<groups {
-                let src = UnsafePointer(shared.pointer) + group * ck
-                for j in j0..<j1 { out.pointer[j] += src[j] }
+            let band = chunking.band(ofChunk: chunk)
+            guard let input = ik_thread_scratch(band.inputFloats + band.pixels * packedRow) else { fatalError("out of memory") }
+            let packed = input + band.inputFloats
+            chunking.copyInput(of: band, into: input)
+            ik_pack(dz.row(band.firstPixel), dz.stride, band.pixels, co, packed)
+            for r in 0..<kh {
+                ik_gemm_transposed_a(kw * ci, band.pixels, co, input + r * chunking.paddedWidth * ci, sw * ci, band.outputWidth,
+                                     sh * chunking.paddedWidth * ci, packed, acc + r * rowFloats, co, first ? 0 : 1)
             }
         }
     }
@@ -412,6 +369,121 @@ public enum ConvolutionGradient {
             }
         }
         return dw
+    }
+}
+
+/// How a weight gradient's output pixels are cut into chunks and the chunks into groups (shared by
+/// the float32 and the bfloat16 products).
+///
+/// A 1x1 stride-1 window reads X itself, so a chunk is any pixel range (across images), sized so
+/// its packed dZ fits the L2 budget and every thread gets two chunks. Other windows work on bands
+/// of whole output rows of one image, whose input rows, zero-padded, are copied into thread
+/// scratch next to the packed dZ rows (≤ the budget together, so both stay in L2 while the kernel
+/// rows sweep them).
+///
+/// Chunks go to a few groups in a fixed pattern (chunk c to group c mod groups), each group summing
+/// its chunks' products into its own accumulator, and the accumulators are added in group order:
+/// the result does not depend on thread timing.
+struct WeightGradientChunking: @unchecked Sendable {
+    /// Floats of scratch per chunk (band plus packed dZ).
+    static let budget = 1 << 17
+
+    let x: ActivationSlab
+    let geometry: WindowGeometry
+    let direct: Bool
+    let paddedWidth: Int
+    /// Output rows per band (1 when direct).
+    let bandRows: Int
+    let pixelsPerChunk: Int
+    let chunks: Int
+
+    /// `packedRowFloats`: scratch floats one packed dZ row takes. `balanced`: direct chunks small
+    /// enough that every thread gets two, and of an even pixel count (the bfloat16 products' pixel
+    /// pairs); the float32 products keep the plain split, whose summation order their
+    /// TF-parity tests were measured with.
+    init(_ x: ActivationSlab, _ dz: ActivationSlab, geometry g: WindowGeometry, packedRowFloats: Int, balanced: Bool = false) {
+        let w = g.window
+        self.x = x
+        geometry = g
+        direct = w.kernelHeight == 1 && w.kernelWidth == 1 && w.strideHeight == 1 && w.strideWidth == 1
+            && g.padTop == 0 && g.padLeft == 0
+        paddedWidth = (g.outputWidth - 1) * w.strideWidth + w.kernelWidth
+        if direct {
+            // At most the budget; balanced, also small enough that every thread gets two chunks
+            // (the 7x7 layers' 1568 pixels at batch 32 would otherwise be one chunk on one core).
+            let perThread = (dz.pixels + 2 * Parallel.threadCount - 1) / (2 * Parallel.threadCount)
+            let plain = max(64, min(4096, Self.budget / packedRowFloats))
+            bandRows = 1
+            pixelsPerChunk = balanced ? max(64, min(plain, perThread) + 1) / 2 * 2 : plain
+            chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
+        } else {
+            let perRow = w.strideHeight * paddedWidth * x.channels + g.outputWidth * packedRowFloats
+            bandRows = max(1, min(g.outputHeight, (Self.budget - (w.kernelHeight - w.strideHeight) * paddedWidth * x.channels) / perRow))
+            pixelsPerChunk = bandRows * g.outputWidth
+            chunks = dz.batch * ((g.outputHeight + bandRows - 1) / bandRows)
+        }
+    }
+
+    var bandsPerImage: Int { (geometry.outputHeight + bandRows - 1) / bandRows }
+
+    /// A direct chunk's pixels: start and count.
+    func pixels(ofChunk chunk: Int) -> (start: Int, count: Int) {
+        let start = chunk * pixelsPerChunk
+        return (start, min(pixelsPerChunk, x.batch * geometry.outputHeight * geometry.outputWidth - start))
+    }
+
+    struct Band {
+        let image, firstOutputRow, outputRows, outputWidth, inputRows, inputFloats: Int
+        var pixels: Int { outputRows * outputWidth }
+        /// The band's first output pixel (row of dZ).
+        let firstPixel: Int
+    }
+
+    func band(ofChunk chunk: Int) -> Band {
+        let g = geometry, w = g.window
+        let image = chunk / bandsPerImage, oh0 = (chunk % bandsPerImage) * bandRows
+        let rows = min(bandRows, g.outputHeight - oh0), inputRows = (rows - 1) * w.strideHeight + w.kernelHeight
+        return Band(image: image, firstOutputRow: oh0, outputRows: rows, outputWidth: g.outputWidth, inputRows: inputRows,
+                    inputFloats: (inputRows * paddedWidth * x.channels + 15) / 16 * 16,
+                    firstPixel: (image * g.outputHeight + oh0) * g.outputWidth)
+    }
+
+    /// The band's input rows, zero-padded (``ConvolutionGradient/copyPaddedBand(_:geometry:image:firstRow:rows:paddedWidth:into:)``).
+    func copyInput(of band: Band, into buffer: UnsafeMutablePointer<Float>) {
+        ConvolutionGradient.copyPaddedBand(x, geometry: geometry, image: band.image,
+                                           firstRow: band.firstOutputRow * geometry.window.strideHeight - geometry.padTop,
+                                           rows: band.inputRows, paddedWidth: paddedWidth, into: buffer)
+    }
+
+    /// dw (`size` floats) = Σ over chunks of `product(chunk, accumulator, first)`, where `product`
+    /// writes (first) or adds its chunk's product into the accumulator; grouped as described above.
+    func sumInGroups(size: Int, into dw: UnsafeMutablePointer<Float>, workspace: Workspace?,
+                     _ product: (Int, UnsafeMutablePointer<Float>, Bool) -> Void) {
+        guard size > 0 else { return }
+        guard chunks > 0 && x.batch > 0 else { dw.update(repeating: 0, count: size); return }
+        let groups = max(1, min(chunks, 2 * Parallel.threadCount))
+        let own = workspace ?? Workspace()
+        let shared = SendableMutablePointer(own.floats(groups * size))
+        let chunks = self.chunks
+        Parallel.forEach(count: groups) { group in
+            let acc = shared.pointer + group * size
+            var first = true
+            for chunk in stride(from: group, to: chunks, by: groups) {
+                product(chunk, acc, first)
+                first = false
+            }
+            if first { acc.update(repeating: 0, count: size) }
+        }
+        // dw = Σ_groups acc[group], in group order; 4096-float blocks per task.
+        let out = SendableMutablePointer(dw)
+        Parallel.forEach(count: (size + 4095) / 4096) { block in
+            let j0 = block * 4096, j1 = min(size, j0 + 4096)
+            (out.pointer + j0).update(from: shared.pointer + j0, count: j1 - j0)
+            for group in 1..<groups {
+                let src = UnsafePointer(shared.pointer) + group * size
+                for j in j0..<j1 { out.pointer[j] += src[j] }
+            }
+        }
     }
 }
 
