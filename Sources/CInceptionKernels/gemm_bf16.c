@@ -74,10 +74,14 @@ ptrdiff_t ik_bf16_packed_count(ptrdiff_t k, ptrdiff_t n) {
 
 /* Address of A[i, kk] (see ik_bf16_operand). */
 static inline ptrdiff_t row_offset(const ik_bf16_operand *a, ptrdiff_t i) {
-    return (i / a->line_len) * a->line_stride + (i % a->line_len) * a->row_step;
+    ptrdiff_t base = 0;
+    if (a->image_rows > 0) { base = (i / a->image_rows) * a->image_stride; i %= a->image_rows; }
+    return base + (i / a->line_len) * a->line_stride + (i % a->line_len) * a->row_step;
 }
 static inline ptrdiff_t column_offset(const ik_bf16_operand *a, ptrdiff_t kk) {
-    return (kk / a->seg_len) * a->seg_stride + (kk % a->seg_len) * a->col_step;
+    ptrdiff_t base = 0;
+    if (a->image_columns > 0) { base = (kk / a->image_columns) * a->image_stride; kk %= a->image_columns; }
+    return base + (kk / a->seg_len) * a->seg_stride + (kk % a->seg_len) * a->col_step;
 }
 
 /* ---- portable path ---- */
@@ -177,7 +181,7 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
                 const ptrdiff_t in_seg = kk % a->seg_len;
                 ptrdiff_t run = a->seg_len - in_seg;
                 if (run > k0 + kc - kk) run = k0 + kc - kk;
-                convert_run(row + (kk / a->seg_len) * a->seg_stride + in_seg, run, dst + (kk - k0));
+                convert_run(row + column_offset(a, kk), run, dst + (kk - k0));
                 kk += run;
             }
             if (kc & 1) dst[kc] = 0;
@@ -191,10 +195,7 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
                                                 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     /* The block's column offsets, once (not two divisions per pair and tile). */
     ptrdiff_t columns[BF_KC];
-    for (ptrdiff_t j = 0, seg = k0 / a->seg_len, pos = k0 % a->seg_len; j < kc; j++) {
-        columns[j] = seg * a->seg_stride + pos * a->col_step;
-        if (++pos == a->seg_len) { pos = 0; seg++; }
-    }
+    for (ptrdiff_t j = 0; j < kc; j++) columns[j] = column_offset(a, k0 + j);
     for (ptrdiff_t t = 0; t < tiles; t++) {
         const ptrdiff_t rows = mc - t * BF_MR >= BF_MR ? BF_MR : mc - t * BF_MR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1u);
@@ -294,7 +295,7 @@ void ik_gemm_bf16(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *
     }
 #if defined(__x86_64__) || defined(__i386__)
     /* The packers need rows contiguous in K (col_step 1) or rows adjacent in memory on one line. */
-    if (ik_bf16_native() && (a->col_step == 1 || (a->row_step == 1 && a->line_len >= m))) {
+    if (ik_bf16_native() && (a->col_step == 1 || (a->row_step == 1 && a->line_len >= m && a->image_rows <= 0))) {
         gemm_avx512(m, k, n, a, packed, c, ldc, bias, accumulate);
         return;
     }

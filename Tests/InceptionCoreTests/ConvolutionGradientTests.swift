@@ -183,6 +183,10 @@ final class ConvolutionGradientTests: XCTestCase {
             Case(n: 2, h: 50, w: 50, ci: 20, co: 33, window: Window2D(1), xStride: 27, zStride: 40),
             Case(n: 2, h: 8, w: 8, ci: 12, co: 16, window: Window2D(3), xStride: 30, zStride: 17),
             Case(n: 3, h: 4, w: 4, ci: 9, co: 21, window: Window2D(4, padding: .valid)),
+            // Small images, several to a product (forward, input gradient and weight gradient),
+            // with a short last group.
+            Case(n: 9, h: 5, w: 6, ci: 7, co: 18, window: Window2D(3)),
+            Case(n: 7, h: 8, w: 7, ci: 5, co: 9, window: Window2D(3, stride: 2), zStride: 11),
         ]
         for c in cases { check(c, .paddedBands, bfloat16: true) }
     }

@@ -129,7 +129,7 @@ static void bf16_band(double target) {
     for (long i = 0; i < px * co; i++) dz[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     ik_bf16_pack(wt, co, k, co, pw_);
     ik_bf16_pack(dz, co, px, co, pz);
-    const ik_bf16_operand fwd = { band, w, pw * ci, ci, 3 * ci, pw * ci, 1 };
+    const ik_bf16_operand fwd = { band, w, pw * ci, ci, 3 * ci, pw * ci, 1, 0, 0, 0 };
     double fl = 2.0 * px * k * co, worst = 0;
     ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0);
     for (long y = 0; y < h; y += 3)
@@ -155,7 +155,7 @@ static void bf16_band(double target) {
            fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
 #define IK_BF16_TAPS() \
     for (long r = 0; r < 3; r++) { \
-        const ik_bf16_operand xt = { band + r * pw * ci, 3 * ci, 0, 1, w, pw * ci, ci }; \
+        const ik_bf16_operand xt = { band + r * pw * ci, 3 * ci, 0, 1, w, pw * ci, ci, 0, 0, 0 }; \
         ik_gemm_bf16(3 * ci, px, co, &xt, pz, dw + r * 3 * ci * co, co, NULL, 0); \
     }
     IK_BF16_TAPS();

@@ -120,16 +120,20 @@ ptrdiff_t ik_bf16_packed_count(ptrdiff_t k, ptrdiff_t n);
  * rows in pairs: B[2q, j] and B[2q+1, j] adjacent (zeros past K and N). */
 void ik_bf16_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, uint16_t *packed);
 
-/* The float32 A operand, read in place through a two-level index each way:
- *   A[i, kk] = a[(i / line_len)·line_stride + (i % line_len)·row_step
- *                + (kk / seg_len)·seg_stride + (kk % seg_len)·col_step]
- * (a convolution's windows on a padded band: lines are output rows, segments kernel rows).
- * The AVX512-BF16 path packs two shapes: col_step = 1 (rows contiguous in K), or row_step = 1
- * with line_len ≥ m (A = Xᵀ of a weight gradient); others run the portable loop. */
+/* The float32 A operand, read in place through a two-level index each way, plus an optional
+ * image level (image_rows or image_columns > 0; at most one of them):
+ *   A[i, kk] = a[(i / image_rows)·image_stride + (i′ / line_len)·line_stride + (i′ % line_len)·row_step
+ *                + (kk / image_columns)·image_stride + (kk′ / seg_len)·seg_stride + (kk′ % seg_len)·col_step]
+ * with i′ = i % image_rows, kk′ = kk % image_columns (or i, kk without the image level):
+ * a convolution's windows on padded bands, lines being output rows and segments kernel rows, the
+ * image level a batch of small images side by side. The AVX512-BF16 path packs two shapes:
+ * col_step = 1 (rows contiguous in K), or row_step = 1 with line_len ≥ m and no row image level
+ * (A = Xᵀ of a weight gradient); others run the portable loop. */
 typedef struct {
     const float *a;
     ptrdiff_t line_len, line_stride, row_step;
     ptrdiff_t seg_len, seg_stride, col_step;
+    ptrdiff_t image_rows, image_columns, image_stride;
 } ik_bf16_operand;
 
 /* Rows 0..<m, all n columns: C[i, j] = Σ + bias[j] (bias may be NULL), or with accumulate

@@ -40,7 +40,8 @@ struct BFloat16Matrix {
 
 /// The A operand of `ik_gemm_bf16` for rows of a slab (one pixel per row, K contiguous channels).
 private func plainRows(_ base: UnsafePointer<Float>, rows: Int, stride: Int, k: Int) -> ik_bf16_operand {
-    ik_bf16_operand(a: base, line_len: max(rows, 1), line_stride: 0, row_step: stride, seg_len: max(k, 1), seg_stride: 0, col_step: 1)
+    ik_bf16_operand(a: base, line_len: max(rows, 1), line_stride: 0, row_step: stride, seg_len: max(k, 1), seg_stride: 0,
+                    col_step: 1, image_rows: 0, image_columns: 0, image_stride: 0)
 }
 
 extension ConvolutionGradient {
@@ -138,21 +139,33 @@ extension ConvolutionGradient {
             }
             // Bands of output rows of one image, their input rows copied zero-padded into scratch
             // (≤ 256 KB); A's row i of a band is output pixel (i / OW, i % OW), its K columns the
-            // KH kernel-row segments of KW·CI adjacent floats, a padded row apart.
+            // KH kernel-row segments of KW·CI adjacent floats, a padded row apart. When a whole
+            // image fits, small images go several to a task, side by side (A's image level), so
+            // the product's M is ≥ 192 rows instead of 16 or 49 (partly empty register tiles).
             let (oh, ow) = (g.outputHeight, g.outputWidth)
             let paddedWidth = (ow - 1) * w.strideWidth + w.kernelWidth
             let rowFloats = paddedWidth * ci
             let bandRows = max(1, min(oh, ((1 << 16) / rowFloats - w.kernelHeight) / w.strideHeight + 1))
             let bandsPerImage = (oh + bandRows - 1) / bandRows
-            Parallel.forEach(count: x.batch * bandsPerImage) { task in
-                let image = task / bandsPerImage, oy0 = (task % bandsPerImage) * bandRows
+            let imageFloats = (((oh - 1) * w.strideHeight + w.kernelHeight) * rowFloats + 15) / 16 * 16
+            let imagesPerTask = bandsPerImage > 1 ? 1
+                : max(1, min((192 + oh * ow - 1) / (oh * ow), (1 << 17) / imageFloats,
+                             (x.batch + 2 * Parallel.threadCount - 1) / (2 * Parallel.threadCount)))
+            let tasks = imagesPerTask > 1 ? (x.batch + imagesPerTask - 1) / imagesPerTask : x.batch * bandsPerImage
+            Parallel.forEach(count: tasks) { task in
+                let image = imagesPerTask > 1 ? task * imagesPerTask : task / bandsPerImage
+                let images = imagesPerTask > 1 ? min(imagesPerTask, x.batch - image) : 1
+                let oy0 = imagesPerTask > 1 ? 0 : (task % bandsPerImage) * bandRows
                 let rows = min(bandRows, oh - oy0), bandHeight = (rows - 1) * w.strideHeight + w.kernelHeight
-                guard let band = ik_thread_scratch_slot(1, bandHeight * rowFloats) else { fatalError("out of memory") }
-                copyPaddedBand(x, geometry: g, image: image, firstRow: oy0 * w.strideHeight - g.padTop, rows: bandHeight,
-                               paddedWidth: paddedWidth, into: band)
+                guard let band = ik_thread_scratch_slot(1, images * imageFloats) else { fatalError("out of memory") }
+                for j in 0..<images {
+                    copyPaddedBand(x, geometry: g, image: image + j, firstRow: oy0 * w.strideHeight - g.padTop, rows: bandHeight,
+                                   paddedWidth: paddedWidth, into: band + j * imageFloats)
+                }
                 var a = ik_bf16_operand(a: band, line_len: ow, line_stride: w.strideHeight * rowFloats, row_step: w.strideWidth * ci,
-                                        seg_len: w.kernelWidth * ci, seg_stride: rowFloats, col_step: 1)
-                ik_gemm_bf16(rows * ow, k, co, &a, packed, z.row((image * oh + oy0) * ow), z.stride, bias, accumulate ? 1 : 0)
+                                        seg_len: w.kernelWidth * ci, seg_stride: rowFloats, col_step: 1,
+                                        image_rows: images > 1 ? oh * ow : 0, image_columns: 0, image_stride: imageFloats)
+                ik_gemm_bf16(images * rows * ow, k, co, &a, packed, z.row((image * oh + oy0) * ow), z.stride, bias, accumulate ? 1 : 0)
             }
         }
     }
@@ -205,7 +218,7 @@ extension ConvolutionGradient {
                 let packed = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
                 ik_bf16_pack(dz.row(start), dz.stride, rows, co, packed)
                 var a = ik_bf16_operand(a: x.row(start), line_len: ci, line_stride: 0, row_step: 1,
-                                        seg_len: rows, seg_stride: 0, col_step: x.stride)
+                                        seg_len: rows, seg_stride: 0, col_step: x.stride, image_rows: 0, image_columns: 0, image_stride: 0)
                 ik_gemm_bf16(ci, rows, co, &a, packed, acc, co, nil, first ? 0 : 1)
                 return
             }
@@ -219,8 +232,11 @@ extension ConvolutionGradient {
             for r in 0..<kh {
                 // A = the kernel row's windows, transposed: row (kw, c) adjacent floats; column =
                 // output pixel, stride·CI apart, a padded row further at each output row's end.
+                // Several small images: image_columns pixels per image, a copied image apart.
                 var a = ik_bf16_operand(a: input + r * rowStep, line_len: kw * ci, line_stride: 0, row_step: 1,
-                                        seg_len: band.outputWidth, seg_stride: sh * rowStep, col_step: sw * ci)
+                                        seg_len: band.outputWidth, seg_stride: sh * rowStep, col_step: sw * ci,
+                                        image_rows: 0, image_columns: band.outputRows * band.outputWidth,
+                                        image_stride: band.imageFloats)
                 ik_gemm_bf16(kw * ci, band.pixels, co, &a, packed, acc + r * rowFloats, co, nil, first ? 0 : 1)
             }
         }

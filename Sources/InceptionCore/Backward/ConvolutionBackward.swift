@@ -394,15 +394,19 @@ struct WeightGradientChunking: @unchecked Sendable {
     let paddedWidth: Int
     /// Output rows per band (1 when direct).
     let bandRows: Int
+    /// Whole images per band chunk (1 unless `balanced` and an image fits several times).
+    let imagesPerChunk: Int
     let pixelsPerChunk: Int
     let chunks: Int
 
-    /// `packedRowFloats`: scratch floats one packed dZ row takes. `balanced`: direct chunks small
-    /// enough that every thread gets two, and of an even pixel count (the bfloat16 products' pixel
-    /// pairs); the float32 products keep the plain split, whose summation order their
-    /// TF-parity tests were measured with.
+    /// `packedRowFloats`: scratch floats one packed dZ row takes. `balanced` (the bfloat16
+    /// products): direct chunks small enough that every thread gets two, of an even pixel count
+    /// (pixel pairs), and small images grouped into chunks of several, so a chunk's product has a
+    /// K of hundreds of pixels rather than 16 or 49 (each product reads and writes all of dW).
+    /// The float32 products keep the plain split, whose summation order their TF-parity tests
+    /// were measured with.
     init(_ x: ActivationSlab, _ dz: ActivationSlab, geometry g: WindowGeometry, packedRowFloats: Int, balanced: Bool = false) {
-        let w = g.window
+        let w = g.window, threads = Parallel.threadCount
         self.x = x
         geometry = g
         direct = w.kernelHeight == 1 && w.kernelWidth == 1 && w.strideHeight == 1 && w.strideWidth == 1
@@ -411,17 +415,27 @@ struct WeightGradientChunking: @unchecked Sendable {
         if direct {
             // At most the budget; balanced, also small enough that every thread gets two chunks
             // (the 7x7 layers' 1568 pixels at batch 32 would otherwise be one chunk on one core).
-            let perThread = (dz.pixels + 2 * Parallel.threadCount - 1) / (2 * Parallel.threadCount)
+            let perThread = (dz.pixels + 2 * threads - 1) / (2 * threads)
             let plain = max(64, min(4096, Self.budget / packedRowFloats))
             bandRows = 1
+            imagesPerChunk = 1
             pixelsPerChunk = balanced ? max(64, min(plain, perThread) + 1) / 2 * 2 : plain
             chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
-        } else {
-            let perRow = w.strideHeight * paddedWidth * x.channels + g.outputWidth * packedRowFloats
-            bandRows = max(1, min(g.outputHeight, (Self.budget - (w.kernelHeight - w.strideHeight) * paddedWidth * x.channels) / perRow))
-            pixelsPerChunk = bandRows * g.outputWidth
-            chunks = dz.batch * ((g.outputHeight + bandRows - 1) / bandRows)
+            return
         }
+        let perRow = w.strideHeight * paddedWidth * x.channels + g.outputWidth * packedRowFloats
+        let halo = (w.kernelHeight - w.strideHeight) * paddedWidth * x.channels
+        bandRows = max(1, min(g.outputHeight, (Self.budget - halo) / perRow))
+        if balanced && bandRows == g.outputHeight {
+            let perImage = halo + g.outputHeight * perRow
+            let perThread = (dz.batch + 2 * threads - 1) / (2 * threads)
+            imagesPerChunk = max(1, min(Self.budget / perImage, perThread))
+        } else {
+            imagesPerChunk = 1
+        }
+        pixelsPerChunk = imagesPerChunk * bandRows * g.outputWidth
+        let bandsPerImage = (g.outputHeight + bandRows - 1) / bandRows
+        chunks = imagesPerChunk > 1 ? (dz.batch + imagesPerChunk - 1) / imagesPerChunk : dz.batch * bandsPerImage
     }
 
     var bandsPerImage: Int { (geometry.outputHeight + bandRows - 1) / bandRows }
@@ -432,27 +446,39 @@ struct WeightGradientChunking: @unchecked Sendable {
         return (start, min(pixelsPerChunk, x.batch * geometry.outputHeight * geometry.outputWidth - start))
     }
 
+    /// Output rows of one image, or all rows of `images` consecutive images, and the input rows
+    /// under them: `inputRows` zero-padded rows per image, `imageFloats` apart in the copy.
     struct Band {
-        let image, firstOutputRow, outputRows, outputWidth, inputRows, inputFloats: Int
-        var pixels: Int { outputRows * outputWidth }
+        let image, images, firstOutputRow, outputRows, outputWidth, inputRows, imageFloats: Int
+        var pixels: Int { images * outputRows * outputWidth }
+        var inputFloats: Int { images * imageFloats }
         /// The band's first output pixel (row of dZ).
         let firstPixel: Int
     }
 
     func band(ofChunk chunk: Int) -> Band {
         let g = geometry, w = g.window
-        let image = chunk / bandsPerImage, oh0 = (chunk % bandsPerImage) * bandRows
+        let image: Int, images: Int, oh0: Int
+        if imagesPerChunk > 1 {
+            (image, oh0) = (chunk * imagesPerChunk, 0)
+            images = min(imagesPerChunk, x.batch - image)
+        } else {
+            (image, images, oh0) = (chunk / bandsPerImage, 1, (chunk % bandsPerImage) * bandRows)
+        }
         let rows = min(bandRows, g.outputHeight - oh0), inputRows = (rows - 1) * w.strideHeight + w.kernelHeight
-        return Band(image: image, firstOutputRow: oh0, outputRows: rows, outputWidth: g.outputWidth, inputRows: inputRows,
-                    inputFloats: (inputRows * paddedWidth * x.channels + 15) / 16 * 16,
+        return Band(image: image, images: images, firstOutputRow: oh0, outputRows: rows, outputWidth: g.outputWidth,
+                    inputRows: inputRows, imageFloats: (inputRows * paddedWidth * x.channels + 15) / 16 * 16,
                     firstPixel: (image * g.outputHeight + oh0) * g.outputWidth)
     }
 
-    /// The band's input rows, zero-padded (``ConvolutionGradient/copyPaddedBand(_:geometry:image:firstRow:rows:paddedWidth:into:)``).
+    /// The band's input rows, zero-padded, image after image
+    /// (``ConvolutionGradient/copyPaddedBand(_:geometry:image:firstRow:rows:paddedWidth:into:)``).
     func copyInput(of band: Band, into buffer: UnsafeMutablePointer<Float>) {
-        ConvolutionGradient.copyPaddedBand(x, geometry: geometry, image: band.image,
-                                           firstRow: band.firstOutputRow * geometry.window.strideHeight - geometry.padTop,
-                                           rows: band.inputRows, paddedWidth: paddedWidth, into: buffer)
+        for j in 0..<band.images {
+            ConvolutionGradient.copyPaddedBand(x, geometry: geometry, image: band.image + j,
+                                               firstRow: band.firstOutputRow * geometry.window.strideHeight - geometry.padTop,
+                                               rows: band.inputRows, paddedWidth: paddedWidth, into: buffer + j * band.imageFloats)
+        }
     }
 
     /// dw (`size` floats) = Σ over chunks of `product(chunk, accumulator, first)`, where `product`
