@@ -120,6 +120,25 @@ static void block_portable(const ik_bf16_operand *a, ptrdiff_t m, ptrdiff_t k0, 
     }
 }
 
+/* B′[t·co + o, c] = W[t′][c][o] (t′ = t, or taps − 1 − t with reverse_taps) packed as ik_bf16_pack
+ * would pack that (taps·co) × ci matrix: element by element (odd co, or no AVX512-BF16). */
+static void pack_transposed_taps_portable(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse,
+                                          uint16_t *packed) {
+    const ptrdiff_t k = taps * co, kp = (k + 1) / 2 * 2, panels = (ci + 15) / 16;
+    for (ptrdiff_t p = 0; p < panels; p++)
+        for (ptrdiff_t q = 0; q < kp / 2; q++)
+            for (int j = 0; j < 16; j++)
+                for (int e = 0; e < 2; e++) {
+                    const ptrdiff_t row = 2 * q + e, c = p * 16 + j;
+                    float v = 0;
+                    if (row < k && c < ci) {
+                        const ptrdiff_t t = row / co, o = row % co, tt = reverse ? taps - 1 - t : t;
+                        v = w[(tt * ci + c) * co + o];
+                    }
+                    packed[p * kp * 16 + q * 32 + 2 * j + e] = to_bf16(v);
+                }
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
@@ -158,6 +177,30 @@ IK_BF16 static void pack_b_avx512(const float *b, ptrdiff_t ldb, ptrdiff_t k, pt
             const __m512 r0 = _mm512_maskz_loadu_ps(mask, b + 2 * q * ldb + p * 16);
             const __m512 r1 = 2 * q + 1 < k ? _mm512_maskz_loadu_ps(mask, b + (2 * q + 1) * ldb + p * 16) : _mm512_setzero_ps();
             _mm512_storeu_si512(panel + q * 32, _mm512_permutexvar_epi16(interleave, convert32(r0, r1)));
+        }
+    }
+}
+
+/* The same for even co: a pair of rows (o, o + 1) of one tap is, for each column c, two adjacent
+ * floats of W[t′][c], so 16 columns are two 8-lane gathers of float pairs, already in the packed
+ * order (column j's two values adjacent). */
+IK_BF16 static void pack_transposed_taps_avx512(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse,
+                                                uint16_t *packed) {
+    const ptrdiff_t kp = taps * co, panels = (ci + 15) / 16;
+    const __m512i rows_lo = _mm512_set_epi64(7 * co, 6 * co, 5 * co, 4 * co, 3 * co, 2 * co, co, 0);
+    const __m512i rows_hi = _mm512_add_epi64(rows_lo, _mm512_set1_epi64(8 * co));
+    for (ptrdiff_t p = 0; p < panels; p++) {
+        const ptrdiff_t cols = ci - p * 16 >= 16 ? 16 : ci - p * 16;
+        const __mmask8 m_lo = (__mmask8)(cols >= 8 ? 0xFF : (1u << cols) - 1u);
+        const __mmask8 m_hi = (__mmask8)(cols <= 8 ? 0 : (1u << (cols - 8)) - 1u);
+        uint16_t *panel = packed + p * kp * 16;
+        for (ptrdiff_t t = 0; t < taps; t++) {
+            const float *tap = w + ((reverse ? taps - 1 - t : t) * ci + p * 16) * co;
+            for (ptrdiff_t o = 0; o < co; o += 2) {
+                const __m512i lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), m_lo, rows_lo, tap + o, 4);
+                const __m512i hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), m_hi, rows_hi, tap + o, 4);
+                _mm512_storeu_si512(panel + (t * co + o) * 16, convert32(_mm512_castsi512_ps(lo), _mm512_castsi512_ps(hi)));
+            }
         }
     }
 }
@@ -276,6 +319,14 @@ IK_BF16 static void gemm_avx512(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_
     }
 }
 #endif
+
+void ik_bf16_pack_transposed_taps(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
+                                  uint16_t *packed) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (ik_bf16_native() && co % 2 == 0) { pack_transposed_taps_avx512(w, taps, ci, co, reverse_taps, packed); return; }
+#endif
+    pack_transposed_taps_portable(w, taps, ci, co, reverse_taps, packed);
+}
 
 void ik_bf16_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, uint16_t *packed) {
 #if defined(__x86_64__) || defined(__i386__)

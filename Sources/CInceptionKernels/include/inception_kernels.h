@@ -120,6 +120,12 @@ ptrdiff_t ik_bf16_packed_count(ptrdiff_t k, ptrdiff_t n);
  * rows in pairs: B[2q, j] and B[2q+1, j] adjacent (zeros past K and N). */
 void ik_bf16_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, uint16_t *packed);
 
+/* Packs B′ ((taps·co) × ci) from HWIO weights w as ik_bf16_pack packs a matrix:
+ * B′[t·co + o, c] = W[t′][c][o], t′ = t or, with reverse_taps, taps − 1 − t (as ik_pack_transposed_taps:
+ * the operand of a convolution's input gradient). */
+void ik_bf16_pack_transposed_taps(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
+                                  uint16_t *packed);
+
 /* The float32 A operand, read in place through a two-level index each way, plus an optional
  * image level (image_rows or image_columns > 0; at most one of them):
  *   A[i, kk] = a[(i / image_rows)·image_stride + (i′ / line_len)·line_stride + (i′ % line_len)·row_step

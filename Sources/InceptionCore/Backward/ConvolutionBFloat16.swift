@@ -29,10 +29,15 @@ struct BFloat16Matrix {
 
     /// Packs row-major `b` (row stride `ldb`).
     init(_ b: UnsafePointer<Float>, ldb: Int, rows: Int, columns: Int) {
+        self.init(rows: rows, columns: columns) { ik_bf16_pack(b, ldb, rows, columns, $0) }
+    }
+
+    /// A rows × columns matrix that `pack` writes in the packed layout (ik_bf16_packed_count values).
+    init(rows: Int, columns: Int, pack: (UnsafeMutablePointer<UInt16>) -> Void) {
         self.rows = rows
         self.columns = columns
         storage = [UInt16](unsafeUninitializedCapacity: ik_bf16_packed_count(rows, columns)) { buffer, count in
-            ik_bf16_pack(b, ldb, rows, columns, buffer.baseAddress!)
+            pack(buffer.baseAddress!)
             count = buffer.count
         }
     }
@@ -79,10 +84,9 @@ extension ConvolutionGradient {
         guard dx.pixels > 0, ci > 0 else { return }
         let stride1 = window.strideHeight == 1 && window.strideWidth == 1
         // [tap][o][c]: W′ (turned) for a stride-1 convolution of dZ, else Wᵀ per tap in order.
-        let transposed = stride1 ? turnedWeights(w, taps: taps, inputChannels: ci, outputChannels: co)
-                                 : tapwiseTransposed(w, taps: taps, inputChannels: ci, outputChannels: co)
-        let packed = transposed.withUnsafeBufferPointer {
-            BFloat16Matrix($0.baseAddress!, ldb: ci, rows: taps * co, columns: ci)
+        let rows = taps * co
+        let packed = BFloat16Matrix(rows: rows, columns: ci) {
+            ik_bf16_pack_transposed_taps(w, taps, ci, co, stride1 ? 1 : 0, $0)
         }
         if stride1 {
             let turned = WindowGeometry(window: window, inputHeight: dz.height, inputWidth: dz.width,
@@ -94,16 +98,6 @@ extension ConvolutionGradient {
         let gather = TransposedGather(gradient: dz, geometry: g)
         multiplyGatheredBFloat16(m: dx.pixels, k: taps * co, gatherRows: gather.rows, weights: packed, into: dx,
                                  bias: nil, accumulate: accumulate)
-    }
-
-    /// W′[t][o][c] = W[t][c][o] (taps in order; the operand of a gathered input gradient).
-    static func tapwiseTransposed(_ w: UnsafePointer<Float>, taps: Int, inputChannels ci: Int, outputChannels co: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: taps * ci * co)
-        for tap in 0..<taps {
-            let src = w + tap * ci * co, dst = tap * co * ci
-            for c in 0..<ci { for o in 0..<co { out[dst + o * ci + c] = src[c * co + o] } }
-        }
-        return out
     }
 
     /// Z (+)= conv(X, W) (+ bias) in bfloat16 products with `weights` packed as a (KH·KW·CI) × CO
