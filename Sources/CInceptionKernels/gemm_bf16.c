@@ -263,6 +263,13 @@ IK_INLINE IK_BF16 void tile(const int np, const uint32_t *restrict a, ptrdiff_t 
                             float *restrict c, ptrdiff_t ldc, int mr, int cols, const float *restrict bias, int load_c) {
     __m512 acc0[BF_MR], acc1[BF_MR];
     for (int r = 0; r < BF_MR; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    /* The epilogue's C rows (partial sums of earlier K blocks, or an accumulated gradient that
+     * is often out of cache): fetched now, in the shadow of the products. */
+    if (load_c)
+        for (int r = 0; r < mr; r++) {
+            _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+            if (np == 2) _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
+        }
     for (ptrdiff_t q = 0; q < pairs; q++) {
         const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + q * 32);
         const __m512bh v1 = np == 2 ? (__m512bh)_mm512_loadu_si512(b1 + q * 32) : v0;
@@ -278,7 +285,10 @@ IK_INLINE IK_BF16 void tile(const int np, const uint32_t *restrict a, ptrdiff_t 
     const __mmask16 m0 = np == 2 ? 0xFFFF : part, m1 = part;
     const __m512 bias0 = bias && !load_c ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     const __m512 bias1 = bias && !load_c && np == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int r = 0; r < mr; r++) {
+    /* Unrolled with a guard (not a loop to mr), so the accumulators stay in registers. */
+#pragma GCC unroll 12
+    for (int r = 0; r < BF_MR; r++) {
+        if (r >= mr) break;
         float *row = c + r * ldc;
         __m512 s0 = _mm512_add_ps(acc0[r], load_c ? _mm512_maskz_loadu_ps(m0, row) : bias0);
         _mm512_mask_storeu_ps(row, m0, s0);
