@@ -701,6 +701,8 @@ def write_report(path, table, rows, summary, targets, check, ref_scale, m, sw, e
              f"per engine and batch size), **{args.threads} threads** for every engine. "
              "Lower ms/image is better; a ratio below 1x in *ms/image vs ORT* and above 1x in "
              "*images/s vs ORT* means we are faster.\n")
+    L.append("Training steps (`inception bench --train`) beside TF-slim and PyTorch: "
+             "[benchmarks/TRAINING.md](benchmarks/TRAINING.md), written by `benchmarks/run_training_peers.py`.\n")
     share = load["foreign"] / max(load["core_seconds"], 1e-9)
     if share > NOISY_SHARE:
         L.append(f"> **Noisy run.** Other processes used {100 * share:.0f}% of the machine's CPU time during this run "
