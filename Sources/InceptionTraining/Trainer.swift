@@ -238,8 +238,7 @@ public final class Trainer: @unchecked Sendable {
         var squares = 0.0
         for name in trainableVariables {
             guard let g = p.gradients[name] else { continue }
-            var s = 0.0
-            for v in g { s += Double(v) * Double(v) }
+            let s = g.withUnsafeBufferPointer { WeightDecay.sumOfSquares($0) }
             guard s.isFinite else {
                 generator = savedGenerator
                 throw TrainingError.nonFiniteGradient(step: step, variable: name)
