@@ -13,6 +13,23 @@
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmp(const void *x, const void *y) { double a = *(const double *)x, b = *(const double *)y; return a < b ? -1 : a > b; }
 
+/* Times `call` (at least 5 samples; up to 64, or `target` seconds) and prints its table row:
+ * GFLOP/s at the median and the best sample. */
+#define TIME_ROW(name, m, k, n, flops, worst, target, call)                                          \
+    do {                                                                                           \
+        double samples_[64];                                                                       \
+        int ns_ = 0;                                                                               \
+        const double t0_ = now();                                                                  \
+        while (ns_ < 64 && (now() - t0_ < (target) || ns_ < 5)) {                                  \
+            const double t_ = now();                                                               \
+            call;                                                                                  \
+            samples_[ns_++] = now() - t_;                                                          \
+        }                                                                                          \
+        qsort(samples_, ns_, sizeof *samples_, cmp);                                               \
+        printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", name, (long)(m), (long)(k), (long)(n), \
+               (flops) / samples_[ns_ / 2] / 1e9, (flops) / samples_[0] / 1e9, worst);             \
+    } while (0)
+
 typedef struct { const char *name; long m, k, n; } shape;
 static const shape shapes[] = {
     {"Conv2d_1a_7x7", 12544, 147, 64}, {"Conv2d_2b_1x1", 3136, 64, 64}, {"Conv2d_2c_3x3", 3136, 576, 192},
@@ -53,16 +70,7 @@ static void window_conv(const char *name, long ph, long pw, long ci, long co, lo
                 const double e = fabs(out[(y * ow + x) * co + j] - sum) / (mag + 1e-30);
                 if (e > worst) worst = e;
             }
-    double samples[64]; int ns = 0; const double t0 = now();
-    while (ns < 64 && (now() - t0 < target || ns < 5)) {
-        const double t = now();
-        ik_conv_window_rows(&cw, 0, oh);
-        samples[ns++] = now() - t;
-    }
-    qsort(samples, ns, sizeof *samples, cmp);
-    const double fl = 2.0 * oh * ow * k * co;
-    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", name, oh * ow, k, co,
-           fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
+    TIME_ROW(name, oh * ow, k, co, 2.0 * oh * ow * k * co, worst, target, ik_conv_window_rows(&cw, 0, oh));
     free(img); free(w); free(out); free(bias); free(p);
 }
 
@@ -94,17 +102,8 @@ static void weight_gradient_band(double target) {
                 const double e = fabs(dw[(t * ci + c) * co + j] - sum) / (mag + 1e-30);
                 if (e > worst) worst = e;
             }
-    double samples[64]; int ns = 0; const double t0 = now();
-    while (ns < 64 && (now() - t0 < target || ns < 5)) {
-        const double t = now();
-        IK_BAND_TAPS();
-        samples[ns++] = now() - t;
-    }
+    TIME_ROW("Mixed_3b_3x3 dW (3x)", 3 * ci, px, co, 2.0 * 9 * ci * px * co, worst, target, IK_BAND_TAPS());
 #undef IK_BAND_TAPS
-    qsort(samples, ns, sizeof *samples, cmp);
-    const double fl = 2.0 * 9 * ci * px * co;
-    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Mixed_3b_3x3 dW (3x)", 3 * ci, px, co,
-           fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
     free(band); free(dz); free(dw); free(p);
 }
 
@@ -144,15 +143,7 @@ static void bf16_band(double target) {
                 const double e = fabs(out[(y * w + x) * co + j] - sum) / (mag + 1e-30);
                 if (e > worst) worst = e;
             }
-    double samples[64]; int ns = 0; double t0 = now();
-    while (ns < 64 && (now() - t0 < target || ns < 5)) {
-        const double t = now();
-        ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0);
-        samples[ns++] = now() - t;
-    }
-    qsort(samples, ns, sizeof *samples, cmp);
-    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Mixed_3b_3x3 bf16", px, k, co,
-           fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
+    TIME_ROW("Mixed_3b_3x3 bf16", px, k, co, fl, worst, target, ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0));
 #define IK_BF16_TAPS() \
     for (long r = 0; r < 3; r++) { \
         const ik_bf16_operand xt = { band + r * pw * ci, 3 * ci, 0, 1, w, pw * ci, ci, 0, 0, 0 }; \
@@ -172,16 +163,8 @@ static void bf16_band(double target) {
                 const double e = fabs(dw[(t * ci + c) * co + j] - sum) / (mag + 1e-30);
                 if (e > worst) worst = e;
             }
-    ns = 0; t0 = now();
-    while (ns < 64 && (now() - t0 < target || ns < 5)) {
-        const double t = now();
-        IK_BF16_TAPS();
-        samples[ns++] = now() - t;
-    }
+    TIME_ROW("Mixed_3b_3x3 dW bf16", 3 * ci, px, co, fl, worst, target, IK_BF16_TAPS());
 #undef IK_BF16_TAPS
-    qsort(samples, ns, sizeof *samples, cmp);
-    printf("%-20s %6ld %5ld %5ld %9.1f %9.1f %10.2e\n", "Mixed_3b_3x3 dW bf16", 3 * ci, px, co,
-           fl / samples[ns / 2] / 1e9, fl / samples[0] / 1e9, worst);
     free(band); free(wt); free(out); free(dz); free(dw); free(pw_); free(pz);
 }
 
