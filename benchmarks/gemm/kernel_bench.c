@@ -74,6 +74,33 @@ static void window_conv(const char *name, long ph, long pw, long ci, long co, lo
     free(img); free(w); free(out); free(bias); free(p);
 }
 
+/* An operand as the products see it: rounded to bfloat16 (nearest even, as the kernels), or exact. */
+static double round_bf16(float x) {
+    uint32_t u; memcpy(&u, &x, 4); u += 0x7fffu + ((u >> 16) & 1u); u &= 0xffff0000u;
+    float f; memcpy(&f, &u, 4); return f;
+}
+static double exact(float x) { return x; }
+
+/* Worst relative error (to Σ|products|) of a 3x3 weight gradient dw over an h×w band of a
+ * padded input (pw wide) against float64 sums of operand(x)·operand(dz), at sampled elements. */
+static double band_dw_error(const float *band, const float *dz, const float *dw, long h, long w, long pw, long ci,
+                            long co, double (*operand)(float)) {
+    double worst = 0;
+    for (long t = 0; t < 9; t += 4)
+        for (long c = 0; c < ci; c += 5)
+            for (long j = 0; j < co; j++) {
+                double sum = 0, mag = 0;
+                for (long y = 0; y < h; y++)
+                    for (long x = 0; x < w; x++) {
+                        const double v = operand(band[((y + t / 3) * pw + x + t % 3) * ci + c]) * operand(dz[(y * w + x) * co + j]);
+                        sum += v; mag += fabs(v);
+                    }
+                const double e = fabs(dw[(t * ci + c) * co + j] - sum) / (mag + 1e-30);
+                if (e > worst) worst = e;
+            }
+    return worst;
+}
+
 /* A weight gradient read in place (ik_gemm_transposed_a), as training runs Mixed_3b's 3x3 branch
  * for one image: per kernel row r, dW[r] ((3·96) × 128: taps kw, channels c) = Xpadᵀ · dZ over
  * 784 pixels, from a 30x30x96 zero-padded band, against a float64 loop. */
@@ -89,19 +116,7 @@ static void weight_gradient_band(double target) {
     for (long r = 0; r < 3; r++) \
         ik_gemm_transposed_a(3 * ci, px, co, band + r * pw * ci, ci, w, pw * ci, p, dw + r * 3 * ci * co, co, 0)
     IK_BAND_TAPS();
-    double worst = 0;
-    for (long t = 0; t < 9; t += 4)
-        for (long c = 0; c < ci; c += 5)
-            for (long j = 0; j < co; j++) {
-                double sum = 0, mag = 0;
-                for (long y = 0; y < h; y++)
-                    for (long x = 0; x < w; x++) {
-                        const double v = (double)band[((y + t / 3) * pw + x + t % 3) * ci + c] * dz[(y * w + x) * co + j];
-                        sum += v; mag += fabs(v);
-                    }
-                const double e = fabs(dw[(t * ci + c) * co + j] - sum) / (mag + 1e-30);
-                if (e > worst) worst = e;
-            }
+    const double worst = band_dw_error(band, dz, dw, h, w, pw, ci, co, exact);
     TIME_ROW("Mixed_3b_3x3 dW (3x)", 3 * ci, px, co, 2.0 * 9 * ci * px * co, worst, target, IK_BAND_TAPS());
 #undef IK_BAND_TAPS
     free(band); free(dz); free(dw); free(p);
@@ -112,10 +127,6 @@ static void weight_gradient_band(double target) {
  * K = 3 kernel-row segments of 3·96), and the weight gradient per kernel row (A = Xpadᵀ: rows
  * adjacent in memory, columns pixels). Errors are against float64 on the bf16-rounded operands,
  * relative to Σ|products|. */
-static double round_bf16(float x) {
-    uint32_t u; memcpy(&u, &x, 4); u += 0x7fffu + ((u >> 16) & 1u); u &= 0xffff0000u;
-    float f; memcpy(&f, &u, 4); return f;
-}
 static void bf16_band(double target) {
     const long h = 28, w = 28, pw = 30, ci = 96, co = 128, px = h * w, k = 9 * ci;
     float *band = malloc(sizeof(float) * pw * pw * ci), *wt = malloc(sizeof(float) * k * co);
@@ -150,19 +161,7 @@ static void bf16_band(double target) {
         ik_gemm_bf16(3 * ci, px, co, &xt, pz, dw + r * 3 * ci * co, co, NULL, 0); \
     }
     IK_BF16_TAPS();
-    worst = 0;
-    for (long t = 0; t < 9; t += 4)
-        for (long c = 0; c < ci; c += 5)
-            for (long j = 0; j < co; j++) {
-                double sum = 0, mag = 0;
-                for (long y = 0; y < h; y++)
-                    for (long x = 0; x < w; x++) {
-                        const double v = round_bf16(band[((y + t / 3) * pw + x + t % 3) * ci + c]) * round_bf16(dz[(y * w + x) * co + j]);
-                        sum += v; mag += fabs(v);
-                    }
-                const double e = fabs(dw[(t * ci + c) * co + j] - sum) / (mag + 1e-30);
-                if (e > worst) worst = e;
-            }
+    worst = band_dw_error(band, dz, dw, h, w, pw, ci, co, round_bf16);
     TIME_ROW("Mixed_3b_3x3 dW bf16", 3 * ci, px, co, fl, worst, target, IK_BF16_TAPS());
 #undef IK_BF16_TAPS
     free(band); free(wt); free(out); free(dz); free(dw); free(pw_); free(pz);
