@@ -106,7 +106,7 @@ public struct Convolution2D: Sendable {
         let m = n * g.outputHeight * g.outputWidth
         // A 1x1 stride-1 convolution on NHWC *is* a matrix product with the input as A:
         // every pixel's channels are one contiguous row. No copy.
-        if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
+        if window.isPointwise {
             withBias { biasPointer in
                 GEMM.multiply(m: m, a: source, lda: inputChannels, b: weights, c: output, ldc: channelStride,
                               bias: biasPointer, relu: relu)

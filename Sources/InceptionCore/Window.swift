@@ -37,6 +37,16 @@ public struct Window2D: Sendable, Equatable {
         self.init(kernel: (kernel, kernel), stride: (stride, stride), padding: padding)
     }
 
+    /// 1x1, stride 1, no padding (SAME and VALID add none to a 1x1 window): over NHWC pixels, a
+    /// plain matrix product of each pixel's channel row with the weights.
+    public var isPointwise: Bool {
+        guard kernelHeight == 1 && kernelWidth == 1 && strideHeight == 1 && strideWidth == 1 else { return false }
+        switch padding {
+        case .same, .valid: return true
+        case .symmetric(let p), .symmetricCeil(let p): return p == 0
+        }
+    }
+
     /// The output extent and the padding before, along one axis, per TF's rules;
     /// nil when a VALID window does not fit.
     public static func placement(input: Int, kernel: Int, stride: Int, padding: Padding)

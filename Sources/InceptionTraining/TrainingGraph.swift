@@ -236,7 +236,7 @@ final class TrainingGraph {
         }
         func opensWith1x1(_ i: Int) -> Bool {
             guard let c = isConv(steps[i][0]) else { return false }
-            return c.window.kernelHeight == 1 && c.window.kernelWidth == 1 && c.window.strideHeight == 1 && c.window.strideWidth == 1
+            return c.window.isPointwise
         }
         // Fused: branches opening with a 1x1 stride-1 conv; single-conv branches only as a prefix
         // of the concatenation order (so the fused columns are contiguous).

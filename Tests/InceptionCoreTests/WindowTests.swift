@@ -3,6 +3,16 @@ import XCTest
 
 /// TF's SAME rule: out = ceil(in / stride), total padding split with the smaller half before.
 final class WindowTests: XCTestCase {
+    /// Pointwise (a plain matrix product over pixels) only when nothing pads or strides a 1x1.
+    func testPointwiseIsOneByOneStrideOneWithoutPadding() {
+        XCTAssertTrue(Window2D(1).isPointwise)
+        XCTAssertTrue(Window2D(1, padding: .valid).isPointwise)
+        XCTAssertTrue(Window2D(1, padding: .symmetric(0)).isPointwise)
+        XCTAssertFalse(Window2D(1, padding: .symmetric(1)).isPointwise)
+        XCTAssertFalse(Window2D(1, stride: 2).isPointwise)
+        XCTAssertFalse(Window2D(kernel: (1, 3)).isPointwise)
+    }
+
     func testSameSevenByStrideTwoOn224PadsTwoBeforeAndThreeAfter() {
         let p = Window2D.placement(input: 224, kernel: 7, stride: 2, padding: .same)!
         XCTAssertEqual(p.output, 112)

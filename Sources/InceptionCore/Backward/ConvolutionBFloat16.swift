@@ -100,8 +100,10 @@ extension ConvolutionGradient {
             return
         }
         let gather = TransposedGather(gradient: dz, geometry: g)
-        multiplyGatheredBFloat16(m: dx.pixels, k: taps * co, gatherRows: gather.rows, weights: packed, into: dx,
-                                 bias: nil, accumulate: accumulate)
+        packed.storage.withUnsafeBufferPointer {
+            multiplyGatheredBFloat16(m: dx.pixels, k: taps * co, gatherRows: gather.rows, packed: $0.baseAddress!, columns: ci,
+                                     into: dx, bias: nil, accumulate: accumulate)
+        }
     }
 
     /// Z (+)= conv(X, W) (+ bias) in bfloat16 products with `weights` packed as a (KH·KW·CI) × CO
@@ -116,11 +118,9 @@ extension ConvolutionGradient {
         precondition(weights.rows == k && weights.columns == co, "weights \(weights.rows)x\(weights.columns) do not fit")
         precondition(z.batch == x.batch && z.height == g.outputHeight && z.width == g.outputWidth)
         guard z.pixels > 0, co > 0 else { return }
-        let isPointwise = w.kernelHeight == 1 && w.kernelWidth == 1 && w.strideHeight == 1 && w.strideWidth == 1
-            && g.padTop == 0 && g.padLeft == 0
         weights.storage.withUnsafeBufferPointer { storage in
             let packed = storage.baseAddress!
-            if isPointwise {
+            if w.isPointwise {
                 let chunk = ConvolutionGradient.bfloat16RowChunk
                 Parallel.forEach(count: (z.pixels + chunk - 1) / chunk) { task in
                     let start = task * chunk, rows = min(chunk, z.pixels - start)
@@ -170,15 +170,6 @@ extension ConvolutionGradient {
 
     /// Z (+)= A·B in bfloat16 products where A's rows are gathered on demand into thread scratch,
     /// a 96-row block at a time.
-    private static func multiplyGatheredBFloat16(m: Int, k: Int, gatherRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void,
-                                                 weights: BFloat16Matrix, into z: ActivationSlab,
-                                                 bias: UnsafePointer<Float>?, accumulate: Bool) {
-        weights.storage.withUnsafeBufferPointer {
-            multiplyGatheredBFloat16(m: m, k: k, gatherRows: gatherRows, packed: $0.baseAddress!, columns: weights.columns,
-                                     into: z, bias: bias, accumulate: accumulate)
-        }
-    }
-
     private static func multiplyGatheredBFloat16(m: Int, k: Int, gatherRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void,
                                                  packed: UnsafePointer<UInt16>, columns co: Int, into z: ActivationSlab,
                                                  bias: UnsafePointer<Float>?, accumulate: Bool) {

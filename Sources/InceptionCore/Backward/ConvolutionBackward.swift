@@ -35,7 +35,7 @@ public enum ConvolutionGradient {
         precondition(weights.rows == k && weights.columns == z.channels, "weights \(weights.rows)x\(weights.columns) do not fit")
         precondition(z.batch == x.batch && z.height == g.outputHeight && z.width == g.outputWidth)
         guard z.pixels > 0 else { return }
-        if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
+        if window.isPointwise {
             GEMM.multiply(m: z.pixels, a: x.base, lda: x.stride, b: weights, c: z.base, ldc: z.stride,
                           bias: bias, relu: false)
             return
@@ -74,7 +74,7 @@ public enum ConvolutionGradient {
     /// dominate) then miss their margins. Kept to long rows until those tests separate the two.
     static func readsPaddedBands(_ g: WindowGeometry) -> Bool {
         g.outputWidth >= 24 && g.padTop >= 0 && g.padLeft >= 0
-            && !(g.window.kernelHeight == 1 && g.window.kernelWidth == 1 && g.window.strideHeight == 1 && g.window.strideWidth == 1)
+            && !g.window.isPointwise
     }
 
     /// Z = conv(X, W) (+ bias) without an im2col copy: each task copies the input rows under a band
@@ -243,7 +243,7 @@ public enum ConvolutionGradient {
             }
             return
         }
-        if window.kernelHeight == 1 && window.kernelWidth == 1 && window.strideHeight == 1 && window.strideWidth == 1 {
+        if window.isPointwise {
             GEMM.multiply(m: dx.pixels, a: dz.base, lda: dz.stride, b: wt, c: dx.base, ldc: dx.stride, bias: nil, relu: false)
             return
         }
@@ -409,8 +409,7 @@ struct WeightGradientChunking: @unchecked Sendable {
         let w = g.window, threads = Parallel.threadCount
         self.x = x
         geometry = g
-        direct = w.kernelHeight == 1 && w.kernelWidth == 1 && w.strideHeight == 1 && w.strideWidth == 1
-            && g.padTop == 0 && g.padLeft == 0
+        direct = w.isPointwise
         paddedWidth = (g.outputWidth - 1) * w.strideWidth + w.kernelWidth
         if direct {
             // At most the budget; balanced, also small enough that every thread gets two chunks
