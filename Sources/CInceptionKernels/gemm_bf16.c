@@ -42,9 +42,6 @@ static inline float from_bf16(uint16_t h) {
     return f;
 }
 
-static inline uint32_t pair(float even, float odd) {
-    return (uint32_t)to_bf16(even) | ((uint32_t)to_bf16(odd) << 16);
-}
 
 int ik_cpu_has_avx512_bf16(void) {
 #if defined(__x86_64__) || defined(__i386__)
