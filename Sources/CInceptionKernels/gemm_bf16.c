@@ -42,7 +42,6 @@ static inline float from_bf16(uint16_t h) {
     return f;
 }
 
-
 int ik_cpu_has_avx512_bf16(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
