@@ -138,8 +138,9 @@ extension ConvolutionGradient {
             // Bands of output rows of one image, their input rows copied zero-padded into scratch
             // (≤ 256 KB); A's row i of a band is output pixel (i / OW, i % OW), its K columns the
             // KH kernel-row segments of KW·CI adjacent floats, a padded row apart. When a whole
-            // image fits, small images go several to a task, side by side (A's image level), so
-            // the product's M is ≥ 192 rows instead of 16 or 49 (partly empty register tiles).
+            // image fits, small images go several to a task, side by side (A's image level, ≤ 512 KB
+            // together, at most a fair share of the batch per thread), so the product's M is
+            // ≥ 192 rows instead of 16 or 49 (partly empty register tiles).
             let (oh, ow) = (g.outputHeight, g.outputWidth)
             let paddedWidth = (ow - 1) * w.strideWidth + w.kernelWidth
             let rowFloats = paddedWidth * ci
