@@ -80,6 +80,37 @@ static inline ptrdiff_t column_offset(const ik_bf16_operand *a, ptrdiff_t kk) {
     return base + (kk / a->seg_len) * a->seg_stride + (kk % a->seg_len) * a->col_step;
 }
 
+/* One index (rows or columns of A) walked a step at a time: the offsets row_offset / column_offset
+ * give for i, i + 1, …, without their two to four divisions per element (the packers visit every
+ * row of every block and every column of every K block: with 21-float segments, as the stem's
+ * 7x7 over 3 channels has, the divisions cost more than the products). */
+typedef struct {
+    ptrdiff_t len, stride, step, image_len, image_stride;  /* the level's geometry */
+    ptrdiff_t image_base, line_base, pos, in_image;        /* where the walk is */
+} walk;
+
+static inline walk walk_from(ptrdiff_t len, ptrdiff_t stride, ptrdiff_t step, ptrdiff_t image_len,
+                             ptrdiff_t image_stride, ptrdiff_t i) {
+    walk w = { len, stride, step, image_len, image_stride, 0, 0, 0, i };
+    if (image_len > 0) { w.image_base = (i / image_len) * image_stride; i %= image_len; w.in_image = i; }
+    w.line_base = (i / len) * stride;
+    w.pos = i % len;
+    return w;
+}
+static inline walk walk_rows(const ik_bf16_operand *a, ptrdiff_t i) {
+    return walk_from(a->line_len, a->line_stride, a->row_step, a->image_rows, a->image_stride, i);
+}
+static inline walk walk_columns(const ik_bf16_operand *a, ptrdiff_t kk) {
+    return walk_from(a->seg_len, a->seg_stride, a->col_step, a->image_columns, a->image_stride, kk);
+}
+static inline ptrdiff_t walk_offset(const walk *w) { return w->image_base + w->line_base + w->pos * w->step; }
+static inline void walk_next(walk *w) {
+    if (++w->pos == w->len) { w->pos = 0; w->line_base += w->stride; }
+    if (w->image_len > 0 && ++w->in_image == w->image_len) {
+        w->in_image = 0; w->pos = 0; w->line_base = 0; w->image_base += w->image_stride;
+    }
+}
+
 /* ---- portable path ---- */
 
 static void pack_b_portable(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, uint16_t *packed) {
@@ -207,22 +238,25 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
     const ptrdiff_t pairs = (kc + 1) / 2, tiles = (mc + BF_MR - 1) / BF_MR;
     uint32_t *out = t_a_block;
     if (a->col_step == 1) {
-        /* Row-major: each row is a few contiguous runs (one per segment); pairs padded to a
-         * multiple of 16 so rows start 64-byte aligned. */
+        /* Row-major: each row is a few contiguous runs (one per segment, or fewer where segments
+         * touch), the same for every row: listed once per block. Pairs padded to a multiple of 16
+         * so rows start 64-byte aligned. */
         const ptrdiff_t row_pairs = (pairs + 15) / 16 * 16;
         *rs = row_pairs; *qs = 1;
+        ptrdiff_t run_src[BF_KC], run_dst[BF_KC], run_len[BF_KC], runs = 0;
+        walk col = walk_columns(a, k0);
+        for (ptrdiff_t j = 0; j < kc; j++, walk_next(&col)) {
+            const ptrdiff_t at = walk_offset(&col);
+            if (runs > 0 && at == run_src[runs - 1] + run_len[runs - 1]) { run_len[runs - 1]++; continue; }
+            run_src[runs] = at; run_dst[runs] = j; run_len[runs] = 1; runs++;
+        }
+        walk row = walk_rows(a, m0);
         for (ptrdiff_t r = 0; r < tiles * BF_MR; r++) {
             uint16_t *dst = (uint16_t *)(out + r * row_pairs);
             if (r >= mc) { memset(dst, 0, (size_t)pairs * 4); continue; }
-            const float *row = a->a + row_offset(a, m0 + r);
-            ptrdiff_t kk = k0;
-            while (kk < k0 + kc) {
-                const ptrdiff_t in_seg = kk % a->seg_len;
-                ptrdiff_t run = a->seg_len - in_seg;
-                if (run > k0 + kc - kk) run = k0 + kc - kk;
-                convert_run(row + column_offset(a, kk), run, dst + (kk - k0));
-                kk += run;
-            }
+            const float *src = a->a + walk_offset(&row);
+            walk_next(&row);
+            for (ptrdiff_t u = 0; u < runs; u++) convert_run(src + run_src[u], run_len[u], dst + run_dst[u]);
             if (kc & 1) dst[kc] = 0;
         }
         return;
@@ -234,7 +268,8 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
                                                 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     /* The block's column offsets, once (not two divisions per pair and tile). */
     ptrdiff_t columns[BF_KC];
-    for (ptrdiff_t j = 0; j < kc; j++) columns[j] = column_offset(a, k0 + j);
+    walk col = walk_columns(a, k0);
+    for (ptrdiff_t j = 0; j < kc; j++, walk_next(&col)) columns[j] = walk_offset(&col);
     for (ptrdiff_t t = 0; t < tiles; t++) {
         const ptrdiff_t rows = mc - t * BF_MR >= BF_MR ? BF_MR : mc - t * BF_MR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1u);

@@ -666,7 +666,7 @@ final class ConvNode {
         }
         let z = wide.slab(wide.z.pointer, columns)
         if batchNorm {
-            TrainingProfile.measure(window.kernelHeight == 1 ? "fwd conv 1x1" : "fwd conv kxk") {
+            TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "fwd conv 1x1" : "fwd conv kxk", layer: units[0].path)) {
                 weights.withUnsafeBufferPointer {
                     ConvolutionGradient.forward(input: x, hwio: $0.baseAddress!, window: window, bias: nil, into: z)
                 }
@@ -718,7 +718,7 @@ final class ConvNode {
         if computeWeights {
             let x = TrainingProfile.measure("bwd rematerialize") { graph.activation(input) }
             var dw = [Float](repeating: 0, count: k * total)
-            TrainingProfile.measure(window.kernelHeight == 1 ? "bwd dW 1x1" : "bwd dW kxk") { dw.withUnsafeMutableBufferPointer {
+            TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "bwd dW 1x1" : "bwd dW kxk", layer: units[0].path)) { dw.withUnsafeMutableBufferPointer {
                 ConvolutionGradient.weightGradient(input: x, outputGradient: g, window: window, into: $0.baseAddress!,
                                                    workspace: graph.workspace)
             } }
@@ -731,7 +731,7 @@ final class ConvNode {
         }
         if propagate {
             let dx = graph.gradient(input)
-            TrainingProfile.measure(window.kernelHeight == 1 ? "bwd dX 1x1" : "bwd dX kxk") {
+            TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "bwd dX 1x1" : "bwd dX kxk", layer: units[0].path)) {
                 weights.withUnsafeBufferPointer {
                     ConvolutionGradient.inputGradient(outputGradient: g, hwio: $0.baseAddress!, window: window, into: dx,
                                                       accumulate: accumulate, workspace: graph.workspace)

@@ -62,8 +62,16 @@ final class SlotAllocator {
 
 /// Opt-in phase timings of the training pass (`INCEPTION_TRAIN_PROFILE=1`): seconds per phase,
 /// summed over steps, printed by ``report()``. Costs one branch per phase when off.
+/// `INCEPTION_TRAIN_PROFILE=layers` times each convolution's products under its own scope
+/// (`fwd conv InceptionV1/Mixed_3b/Branch_1/Conv2d_0b_3x3`, `bwd dW …`, `bwd dX …`).
 enum TrainingProfile {
     static let enabled = ProcessInfo.processInfo.environment["INCEPTION_TRAIN_PROFILE"] != nil
+    static let perLayer = ProcessInfo.processInfo.environment["INCEPTION_TRAIN_PROFILE"] == "layers"
+
+    /// `kind` ("bwd dW 1x1"), or with per-layer timings its first words and the layer's scope.
+    static func phase(_ kind: String, layer scope: String) -> String {
+        perLayer ? kind.split(separator: " ").dropLast().joined(separator: " ") + " " + scope : kind
+    }
     nonisolated(unsafe) private static var totals: [String: Double] = [:]
     nonisolated(unsafe) private static var order: [String] = []
 
@@ -81,7 +89,7 @@ enum TrainingProfile {
 
     static func report() -> String {
         let total = totals.values.reduce(0, +)
-        return order.map { String(format: "%-28@ %8.3f s %5.1f%%", $0 as NSString, totals[$0]!, 100 * totals[$0]! / max(total, 1e-9)) }
+        return order.map { String(format: "%-28@ %9.4f s %5.1f%%", $0 as NSString, totals[$0]!, 100 * totals[$0]! / max(total, 1e-9)) }
             .joined(separator: "\n")
     }
 

@@ -81,18 +81,20 @@ static double round_bf16(float x) {
 }
 static double exact(float x) { return x; }
 
-/* Worst relative error (to Σ|products|) of a 3x3 weight gradient dw over an h×w band of a
- * padded input (pw wide) against float64 sums of operand(x)·operand(dz), at sampled elements. */
+/* Worst relative error (to Σ|products|) of a kk×kk, stride-st weight gradient dw over an h×w
+ * output band of a padded input (pw wide) against float64 sums of operand(x)·operand(dz), at
+ * sampled elements. */
 static double band_dw_error(const float *band, const float *dz, const float *dw, long h, long w, long pw, long ci,
-                            long co, double (*operand)(float)) {
+                            long co, long kk, long st, double (*operand)(float)) {
     double worst = 0;
-    for (long t = 0; t < 9; t += 4)
+    for (long t = 0; t < kk * kk; t += 4)
         for (long c = 0; c < ci; c += 5)
             for (long j = 0; j < co; j++) {
                 double sum = 0, mag = 0;
                 for (long y = 0; y < h; y++)
                     for (long x = 0; x < w; x++) {
-                        const double v = operand(band[((y + t / 3) * pw + x + t % 3) * ci + c]) * operand(dz[(y * w + x) * co + j]);
+                        const double v = operand(band[((y * st + t / kk) * pw + x * st + t % kk) * ci + c])
+                            * operand(dz[(y * w + x) * co + j]);
                         sum += v; mag += fabs(v);
                     }
                 const double e = fabs(dw[(t * ci + c) * co + j] - sum) / (mag + 1e-30);
@@ -116,53 +118,58 @@ static void weight_gradient_band(double target) {
     for (long r = 0; r < 3; r++) \
         ik_gemm_transposed_a(3 * ci, px, co, band + r * pw * ci, ci, w, pw * ci, p, dw + r * 3 * ci * co, co, 0)
     IK_BAND_TAPS();
-    const double worst = band_dw_error(band, dz, dw, h, w, pw, ci, co, exact);
+    const double worst = band_dw_error(band, dz, dw, h, w, pw, ci, co, 3, 1, exact);
     TIME_ROW("Mixed_3b_3x3 dW (3x)", 3 * ci, px, co, 2.0 * 9 * ci * px * co, worst, target, IK_BAND_TAPS());
 #undef IK_BAND_TAPS
     free(band); free(dz); free(dw); free(p);
 }
 
-/* The bfloat16 products (ik_gemm_bf16) on Mixed_3b's 3x3 branch for one image, both ways training
- * runs them: the forward on a 30x30x96 zero-padded band read in place (M = 28 lines of 28 pixels,
- * K = 3 kernel-row segments of 3·96), and the weight gradient per kernel row (A = Xpadᵀ: rows
- * adjacent in memory, columns pixels). Errors are against float64 on the bf16-rounded operands,
- * relative to Σ|products|. */
-static void bf16_band(double target) {
-    const long h = 28, w = 28, pw = 30, ci = 96, co = 128, px = h * w, k = 9 * ci;
-    float *band = malloc(sizeof(float) * pw * pw * ci), *wt = malloc(sizeof(float) * k * co);
+/* The bfloat16 products (ik_gemm_bf16) of one image's kk×kk, stride-st convolution, both ways
+ * training runs them: the forward on a zero-padded band (ph×pw×ci) read in place (M = oh lines of
+ * ow pixels, K = kk kernel-row segments of kk·ci), and the weight gradient per kernel row (A =
+ * Xpadᵀ: rows adjacent in memory, columns pixels). Errors are against float64 on the
+ * bf16-rounded operands, relative to Σ|products|. */
+static void bf16_band(const char *name, long ph, long pw, long ci, long co, long kk, long st, long oh, long ow,
+                      double target) {
+    const long px = oh * ow, k = kk * kk * ci, row = pw * ci;
+    float *band = malloc(sizeof(float) * ph * row), *wt = malloc(sizeof(float) * k * co);
     float *out = malloc(sizeof(float) * px * co), *dz = malloc(sizeof(float) * px * co);
     float *dw = malloc(sizeof(float) * k * co);
     uint16_t *pw_ = aligned_alloc(64, 2 * (ik_bf16_packed_count(k, co) + 32));
     uint16_t *pz = aligned_alloc(64, 2 * (ik_bf16_packed_count(px, co) + 32));
-    for (long i = 0; i < pw * pw * ci; i++) band[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (long i = 0; i < ph * row; i++) band[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (long i = 0; i < k * co; i++) wt[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (long i = 0; i < px * co; i++) dz[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     ik_bf16_pack(wt, co, k, co, pw_);
     ik_bf16_pack(dz, co, px, co, pz);
-    const ik_bf16_operand fwd = { band, w, pw * ci, ci, 3 * ci, pw * ci, 1, 0, 0, 0 };
+    const ik_bf16_operand fwd = { band, ow, st * row, st * ci, kk * ci, row, 1, 0, 0, 0 };
     double fl = 2.0 * px * k * co, worst = 0;
     ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0);
-    for (long y = 0; y < h; y += 3)
-        for (long x = 0; x < w; x += 2)
+    for (long y = 0; y < oh; y += 3)
+        for (long x = 0; x < ow; x += 2)
             for (long j = 0; j < co; j += 3) {
                 double sum = 0, mag = 0;
-                for (long t = 0; t < 9; t++)
+                for (long t = 0; t < kk * kk; t++)
                     for (long c = 0; c < ci; c++) {
-                        const double v = round_bf16(band[((y + t / 3) * pw + x + t % 3) * ci + c]) * round_bf16(wt[(t * ci + c) * co + j]);
+                        const double v = round_bf16(band[((y * st + t / kk) * pw + x * st + t % kk) * ci + c])
+                            * round_bf16(wt[(t * ci + c) * co + j]);
                         sum += v; mag += fabs(v);
                     }
-                const double e = fabs(out[(y * w + x) * co + j] - sum) / (mag + 1e-30);
+                const double e = fabs(out[(y * ow + x) * co + j] - sum) / (mag + 1e-30);
                 if (e > worst) worst = e;
             }
-    TIME_ROW("Mixed_3b_3x3 bf16", px, k, co, fl, worst, target, ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0));
+    char label[64];
+    snprintf(label, sizeof label, "%s bf16", name);
+    TIME_ROW(label, px, k, co, fl, worst, target, ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0));
 #define IK_BF16_TAPS() \
-    for (long r = 0; r < 3; r++) { \
-        const ik_bf16_operand xt = { band + r * pw * ci, 3 * ci, 0, 1, w, pw * ci, ci, 0, 0, 0 }; \
-        ik_gemm_bf16(3 * ci, px, co, &xt, pz, dw + r * 3 * ci * co, co, NULL, 0); \
+    for (long r = 0; r < kk; r++) { \
+        const ik_bf16_operand xt = { band + r * row, kk * ci, 0, 1, ow, st * row, st * ci, 0, 0, 0 }; \
+        ik_gemm_bf16(kk * ci, px, co, &xt, pz, dw + r * kk * ci * co, co, NULL, 0); \
     }
     IK_BF16_TAPS();
-    worst = band_dw_error(band, dz, dw, h, w, pw, ci, co, round_bf16);
-    TIME_ROW("Mixed_3b_3x3 dW bf16", 3 * ci, px, co, fl, worst, target, IK_BF16_TAPS());
+    worst = band_dw_error(band, dz, dw, oh, ow, pw, ci, co, kk, st, round_bf16);
+    snprintf(label, sizeof label, "%s dW bf16", name);
+    TIME_ROW(label, kk * ci, px, co, fl, worst, target, IK_BF16_TAPS());
 #undef IK_BF16_TAPS
     free(band); free(wt); free(out); free(dz); free(dw); free(pw_); free(pz);
 }
@@ -210,6 +217,7 @@ int main(int argc, char **argv) {
     window_conv("Mixed_4b_3x3 (window)", 16, 16, 96, 208, 3, 1, 14, 14, target);
     window_conv("Mixed_5b_3x3 (window)", 9, 9, 160, 320, 3, 1, 7, 7, target);
     weight_gradient_band(target);
-    bf16_band(target);
+    bf16_band("Mixed_3b_3x3", 30, 30, 96, 128, 3, 1, 28, 28, target);
+    bf16_band("Conv2d_1a", 229, 229, 3, 64, 7, 2, 112, 112, target);
     return 0;
 }
