@@ -11,6 +11,7 @@
  * accumulators stay in registers while every tap of the window is folded in, and the result is
  * stored once. Each tap is a contiguous run of channels (NHWC), read straight from the input. */
 #include "inception_kernels.h"
+#include <stdint.h>
 #include <string.h>
 
 #pragma clang diagnostic ignored "-Wpsabi"
@@ -21,6 +22,7 @@ typedef float ik_v16 __attribute__((vector_size(64)));
 IK_POOL_INLINE ik_v16 load16(const float *p) { ik_v16 x; memcpy(&x, p, sizeof x); return x; }
 IK_POOL_INLINE void store16(float *p, ik_v16 x) { memcpy(p, &x, sizeof x); }
 typedef int ik_i16 __attribute__((vector_size(64)));
+typedef uint8_t ik_u8x16 __attribute__((vector_size(16)));
 /* Element-wise max as compare + bit select on whole vectors (a per-element loop here is not
  * vectorised: the compiler scalarises it), so each target gets its own compare and blend. */
 IK_POOL_INLINE ik_v16 max16(ik_v16 a, ik_v16 b) {
@@ -29,21 +31,43 @@ IK_POOL_INLINE ik_v16 max16(ik_v16 a, ik_v16 b) {
 }
 
 /* `lanes` × 16 channels starting at `ch` of one output pixel whose window covers input rows
- * y0..<y1 and columns x0..<x1 of `image`. `lanes` is a compile-time constant at each call. */
-IK_POOL_INLINE void pool_lanes(const int lanes, const int average, const float *image, ptrdiff_t w,
+ * y0..<y1 and columns x0..<x1 of `image`. `lanes` is a compile-time constant at each call, and
+ * so is `record`: a max pool then also writes, per channel, the position of the first maximum in
+ * the unclipped window starting at (ys, xs) to `arg`: the last tap that raised the running
+ * maximum strictly, which is the first one equal to the final maximum (a window holding a NaN
+ * aside). */
+IK_POOL_INLINE void pool_lanes(const int lanes, const int average, const int record, const float *image, ptrdiff_t w,
                                ptrdiff_t ps, ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t x0, ptrdiff_t x1,
-                               ptrdiff_t ch, float scale, float *out) {
+                               ptrdiff_t ch, float scale, float *out, ptrdiff_t ys, ptrdiff_t xs, ptrdiff_t kw,
+                               uint8_t *arg) {
     ik_v16 acc[4];
+    ik_i16 index[4];
     const float *first = image + (y0 * w + x0) * ps + ch;
-    for (int l = 0; l < lanes; l++) acc[l] = load16(first + 16 * l);
+    for (int l = 0; l < lanes; l++) {
+        acc[l] = load16(first + 16 * l);
+        if (record) index[l] = (ik_i16){ 0 } + (int)((y0 - ys) * kw + (x0 - xs));
+    }
     for (ptrdiff_t y = y0; y < y1; y++) {
         for (ptrdiff_t x = y == y0 ? x0 + 1 : x0; x < x1; x++) {
             const float *tap = image + (y * w + x) * ps + ch;
-            for (int l = 0; l < lanes; l++)
-                acc[l] = average ? acc[l] + load16(tap + 16 * l) : max16(acc[l], load16(tap + 16 * l));
+            const int t = (int)((y - ys) * kw + (x - xs));
+            for (int l = 0; l < lanes; l++) {
+                const ik_v16 v = load16(tap + 16 * l);
+                if (record) {
+                    const ik_i16 raised = v > acc[l];
+                    index[l] = (raised & t) | (~raised & index[l]);
+                }
+                acc[l] = average ? acc[l] + v : max16(acc[l], v);
+            }
         }
     }
-    for (int l = 0; l < lanes; l++) store16(out + ch + 16 * l, average ? acc[l] * scale : acc[l]);
+    for (int l = 0; l < lanes; l++) {
+        store16(out + ch + 16 * l, average ? acc[l] * scale : acc[l]);
+        if (record) {
+            const ik_u8x16 bytes = __builtin_convertvector(index[l], ik_u8x16);
+            memcpy(arg + ch + 16 * l, &bytes, sizeof bytes);
+        }
+    }
 }
 
 /* The real input positions lo ..< hi under window position `index` along one axis (empty when
@@ -60,24 +84,35 @@ IK_POOL_INLINE void pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_
     const ptrdiff_t ps = p->input_stride > 0 ? p->input_stride : c;  /* floats from pixel to pixel */
     const ptrdiff_t oh = p->out_height, ow = p->out_width;
     const int average = p->average;
+    const int record = !average && p->argmax;
     for (ptrdiff_t row = row_begin; row < row_end; row++) {
         const ptrdiff_t b = row / oh, oy = row % oh;
         const float *image = p->input + b * h * w * ps;
         ptrdiff_t y0, y1, x0, x1;
         clip_window(oy, p->stride_h, p->pad_top, p->kernel_h, h, &y0, &y1);
+        const ptrdiff_t ys = oy * p->stride_h - p->pad_top, kw = p->kernel_w;
         float *out_row = p->output + row * ow * p->channel_stride;
         for (ptrdiff_t ox = 0; ox < ow; ox++) {
             clip_window(ox, p->stride_w, p->pad_left, p->kernel_w, w, &x0, &x1);
+            const ptrdiff_t xs = ox * p->stride_w - p->pad_left;
             float *out = out_row + ox * p->channel_stride;
-            if (y0 >= y1 || x0 >= x1) { memset(out, 0, (size_t)c * sizeof(float)); continue; }
+            uint8_t *arg = record ? p->argmax + (row * ow + ox) * c : NULL;
+            if (y0 >= y1 || x0 >= x1) {
+                memset(out, 0, (size_t)c * sizeof(float));
+                if (record) memset(arg, 255, (size_t)c);
+                continue;
+            }
             const float scale = 1.0f / (float)((y1 - y0) * (x1 - x0));
             ptrdiff_t ch = 0;
             if (average) {
-                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 1, image, w, ps, y0, y1, x0, x1, ch, scale, out);
-                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 1, image, w, ps, y0, y1, x0, x1, ch, scale, out);
+                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 1, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out, ys, xs, kw, arg);
+                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 1, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out, ys, xs, kw, arg);
+            } else if (record) {
+                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 0, 1, image, w, ps, y0, y1, x0, x1, ch, scale, out, ys, xs, kw, arg);
+                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 0, 1, image, w, ps, y0, y1, x0, x1, ch, scale, out, ys, xs, kw, arg);
             } else {
-                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out);
-                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out);
+                for (; ch + 64 <= c; ch += 64) pool_lanes(4, 0, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out, ys, xs, kw, arg);
+                for (; ch + 16 <= c; ch += 16) pool_lanes(1, 0, 0, image, w, ps, y0, y1, x0, x1, ch, scale, out, ys, xs, kw, arg);
             }
             /* Channel counts that are not a multiple of 16 (the 3-channel input, odd test shapes). */
             for (; ch < c; ch++) {
@@ -88,6 +123,12 @@ IK_POOL_INLINE void pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_
                         acc = average ? acc + v : (v > acc ? v : acc);
                     }
                 out[ch] = average ? acc * scale : acc;
+                if (!record) continue;
+                float best = image[(y0 * w + x0) * ps + ch];
+                arg[ch] = (uint8_t)((y0 - ys) * kw + (x0 - xs));
+                for (ptrdiff_t y = y0; y < y1; y++)
+                    for (ptrdiff_t x = y == y0 ? x0 + 1 : x0; x < x1; x++)
+                        if (image[(y * w + x) * ps + ch] > best) { best = image[(y * w + x) * ps + ch]; arg[ch] = (uint8_t)((y - ys) * kw + (x - xs)); }
             }
         }
     }
@@ -127,9 +168,34 @@ IK_POOL_INLINE void max_grad_lanes(const int lanes, const ik_max_pool_grad *p, c
         }
 }
 
+/* The same from the recorded positions: dY goes to the window position whose number `arg` holds
+ * (the same sums, in the same order, as recomputing the maximum). */
+IK_POOL_INLINE void argmax_grad_lanes(const int lanes, const ik_max_pool_grad *p, float *dx_image, const uint8_t *arg,
+                                      const float *dy_pixel, ptrdiff_t ch, ptrdiff_t ys, ptrdiff_t xs,
+                                      ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t x0, ptrdiff_t x1) {
+    const ptrdiff_t w = p->width, ds = p->dx_stride, kw = p->kernel_w;
+    ik_v16 grad[4];
+    ik_i16 index[4];
+    for (int l = 0; l < lanes; l++) {
+        ik_u8x16 bytes;
+        memcpy(&bytes, arg + ch + 16 * l, sizeof bytes);
+        index[l] = __builtin_convertvector(bytes, ik_i16);
+        grad[l] = load16(dy_pixel + ch + 16 * l);
+    }
+    for (ptrdiff_t y = y0; y < y1; y++)
+        for (ptrdiff_t x = x0; x < x1; x++) {
+            const int t = (int)((y - ys) * kw + (x - xs));
+            float *dst = dx_image + (y * w + x) * ds + ch;
+            for (int l = 0; l < lanes; l++) {
+                const ik_i16 hit = index[l] == t;
+                store16(dst + 16 * l, load16(dst + 16 * l) + (ik_v16)((ik_i16)grad[l] & hit));
+            }
+        }
+}
+
 IK_POOL_INLINE void max_grad_block(const ik_max_pool_grad *p, ptrdiff_t b, ptrdiff_t c0, ptrdiff_t c1) {
     const ptrdiff_t h = p->height, w = p->width, oh = p->out_height, ow = p->out_width;
-    const float *x_image = p->input + b * h * w * p->input_stride;
+    const float *x_image = p->argmax ? NULL : p->input + b * h * w * p->input_stride;
     float *dx_image = p->dx + b * h * w * p->dx_stride;
     for (ptrdiff_t oy = 0; oy < oh; oy++) {
         ptrdiff_t y0, y1, x0, x1;
@@ -141,6 +207,18 @@ IK_POOL_INLINE void max_grad_block(const ik_max_pool_grad *p, ptrdiff_t b, ptrdi
             const float *y_pixel = p->output ? p->output + o * p->output_stride : NULL;
             const float *dy_pixel = p->grad + o * p->grad_stride;
             ptrdiff_t ch = c0;
+            if (p->argmax) {
+                const uint8_t *arg = p->argmax + o * p->channels;
+                const ptrdiff_t ys = oy * p->stride_h - p->pad_top, xs = ox * p->stride_w - p->pad_left;
+                for (; ch + 64 <= c1; ch += 64) argmax_grad_lanes(4, p, dx_image, arg, dy_pixel, ch, ys, xs, y0, y1, x0, x1);
+                for (; ch + 16 <= c1; ch += 16) argmax_grad_lanes(1, p, dx_image, arg, dy_pixel, ch, ys, xs, y0, y1, x0, x1);
+                for (; ch < c1; ch++) {
+                    if (arg[ch] == 255) continue;
+                    const ptrdiff_t y = ys + arg[ch] / p->kernel_w, x = xs + arg[ch] % p->kernel_w;
+                    dx_image[(y * w + x) * p->dx_stride + ch] += dy_pixel[ch];
+                }
+                continue;
+            }
             for (; ch + 64 <= c1; ch += 64) max_grad_lanes(4, p, x_image, dx_image, y_pixel, dy_pixel, ch, y0, y1, x0, x1);
             for (; ch + 16 <= c1; ch += 16) max_grad_lanes(1, p, x_image, dx_image, y_pixel, dy_pixel, ch, y0, y1, x0, x1);
             for (; ch < c1; ch++) {

@@ -38,21 +38,26 @@ public enum Pooling {
 
     /// Pools a raw NHWC input of the given shape whose pixels are `inputStride` floats apart
     /// (default: its channel count). Output rows are spread over the worker threads; the kernel
-    /// is C (`pool.c`), vectorised for the active instruction set.
+    /// is C (`pool.c`), vectorised for the active instruction set. A max pool given `argmax`
+    /// (output pixels × channels bytes) also records where each maximum came from
+    /// (``PoolingGradient/maxPoolInputGradient(argmax:outputGradient:window:into:accumulate:)``).
     public static func pool(_ kind: Kind, _ source: UnsafePointer<Float>, shape: [Int], inputStride: Int? = nil,
-                            _ window: Window2D, into output: UnsafeMutablePointer<Float>, channelStride: Int) {
+                            _ window: Window2D, into output: UnsafeMutablePointer<Float>, channelStride: Int,
+                            argmax: UnsafeMutablePointer<UInt8>? = nil) {
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         guard let g = window.geometry(inputHeight: h, inputWidth: w) else {
             preconditionFailure("pooling window \(window) does not fit a \(h)x\(w) input")
         }
         precondition(channelStride >= c && (inputStride ?? c) >= c)
+        precondition(argmax == nil || (kind == .max && window.kernelHeight * window.kernelWidth <= 255),
+                     "window positions are recorded for max pools of at most 255 taps")
         let rows = n * g.outputHeight
         let desc = ik_pooling(
             input: source, input_stride: inputStride ?? c, height: h, width: w, channels: c,
             kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
             stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
             out_height: g.outputHeight, out_width: g.outputWidth,
-            output: output, channel_stride: channelStride, average: kind == .average ? 1 : 0)
+            output: output, channel_stride: channelStride, average: kind == .average ? 1 : 0, argmax: argmax)
         // A few chunks of whole output rows per thread, for balance without much overhead.
         let chunk = max(1, (rows + Parallel.threadCount * 4 - 1) / (Parallel.threadCount * 4))
         withUnsafePointer(to: desc) { p in

@@ -20,9 +20,12 @@ import Inception
 ///   the block they read, ending in a head node whose loss is weighted (0.3): walking backward,
 ///   their gradient reaches the block's output before the block's own convolutions run.
 ///
-/// Saved for backward: only Z of every convolution (and the batch statistics). Activations
-/// Y = ReLU(BN(Z)) and pooled values are re-materialised when a gradient kernel needs them and
-/// released after their last use; gradients live in buffers with the same layout as the wides,
+/// Saved for backward: Z of every convolution (and the batch statistics), and of every max pool
+/// the window position of each maximum (one byte per output element: its gradient then needs
+/// neither X nor Y) and, when a convolution's weight gradient reads it, its output (so that
+/// neither the pool nor its input is recomputed for that). Other activations Y = ReLU(BN(Z))
+/// and pooled values are re-materialised when a gradient kernel needs them and released after
+/// their last use; gradients live in buffers with the same layout as the wides,
 /// batch-norm backward turning ∂L/∂Y into ∂L/∂Z in place. Transient buffers come from a
 /// ``SlotAllocator`` that reuses them step after step.
 ///
@@ -63,8 +66,11 @@ final class TrainingGraph {
     /// The auxiliary classifiers' heads, in network order.
     private(set) var auxiliaryHeads: [HeadNode] = []
 
-    /// Bytes of the saved pre-activations (held for the life of the plan).
-    var savedBytes: Int { wides.reduce(0) { $0 + $1.z.capacity } * MemoryLayout<Float>.stride }
+    /// Bytes of the saved pre-activations and max-pool positions (held for the life of the plan).
+    var savedBytes: Int {
+        wides.reduce(0) { $0 + $1.z.capacity } * MemoryLayout<Float>.stride
+            + nodes.reduce(0) { if case .pool(let p) = $1 { return $0 + (p.argmax?.count ?? 0) }; return $0 }
+    }
 
     init(layers: [Layer], options: ModelOptions, inputShape: [Int], isTrainable: @escaping (String) -> Bool) throws {
         precondition(inputShape.count == 4)
@@ -161,6 +167,9 @@ final class TrainingGraph {
         let s = shape(of: input)
         guard let out = Pooling.outputShape(window, input: s) else {
             throw TrainingError.unsupported("\(path): the pooling window does not fit a \(s[1])x\(s[2]) input")
+        }
+        guard kind == .average || window.kernelHeight * window.kernelWidth <= 255 else {
+            throw TrainingError.unsupported("\(path): training records max-pool positions in a byte: at most 255 window taps")
         }
         return addPoolNode(kind == .max ? .max(window) : .average(window), input: input, shape: out)
     }
@@ -400,17 +409,22 @@ final class TrainingGraph {
         for (i, node) in nodes.enumerated() {
             switch node {
             case .conv(let c): use(c.input, at: i)
-            case .pool(let p):
-                use(p.input, at: i)
-                // A max pool's backward reads its own output (the window maxima): keep it until then.
-                if p.operation.readsOutputInBackward && users[ObjectIdentifier(p)] == nil { use(.pool(p), at: i) }
+            case .pool(let p): use(p.input, at: i)
             case .head(let h): use(h.input, at: i)
             }
         }
         use(output, at: nodes.count)
+        // A max pool read by a weight gradient keeps its output from the forward to then: it is
+        // small (a quarter of its input for the stride-2 pools), and recomputing it would first
+        // re-materialise its input, which nothing else may need in backward.
+        for node in nodes {
+            if case .conv(let c) = node, c.computeWeights, case .pool(let p) = c.input, case .max = p.operation { p.keepsOutput = true }
+        }
         for (_, u) in users {
             // The final output stays until the head (or the caller) has used it.
-            forwardReleases[u.last].append(u.holder)
+            var kept = false
+            if case .pool(let p) = u.holder.kind { kept = p.keepsOutput }
+            if !kept { forwardReleases[u.last].append(u.holder) }
             backwardYReleases[u.first].append(u.holder)
         }
         for w in wides {
@@ -748,15 +762,9 @@ final class PoolNode {
         case max(Window2D), average(Window2D), adaptiveAverage
         case localResponseNorm(LocalResponseNorm)
 
-        /// Backward needs the input again (max pooling's argmax, LRN's sums of squares).
-        var readsInputInBackward: Bool {
-            switch self {
-            case .max, .localResponseNorm: return true
-            case .average, .adaptiveAverage: return false
-            }
-        }
-        /// Backward compares with the node's own output (max pooling's window maxima).
-        var readsOutputInBackward: Bool { if case .max = self { return true }; return false }
+        /// Backward needs the input again (LRN's sums of squares; max pooling reads the
+        /// positions its forward recorded instead).
+        var readsInputInBackward: Bool { if case .localResponseNorm = self { return true }; return false }
     }
 
     let index: Int
@@ -766,11 +774,19 @@ final class PoolNode {
     var y: SlotAllocator.Slot?
     var g: SlotAllocator.Slot?
     var propagate = false, accumulate = false, dependsOnTrainable = false
+    /// Y stays from the forward to the backward (see ``TrainingGraph``).
+    var keepsOutput = false
+    /// Max pooling: each output element's window position, written by every forward (held for
+    /// the life of the plan).
+    let argmax: UnsafeMutableBufferPointer<UInt8>?
 
     init(index: Int, operation: Operation, input: Source, shape: [Int]) {
         self.index = index; self.operation = operation; self.input = input
         batch = shape[0]; height = shape[1]; width = shape[2]; channels = shape[3]
+        if case .max = operation { argmax = .allocate(capacity: max(1, shape.reduce(1, *))) } else { argmax = nil }
     }
+
+    deinit { argmax?.deallocate() }
 
     var pixels: Int { batch * height * width }
 
@@ -780,7 +796,7 @@ final class PoolNode {
 
     func forward(input x: ActivationSlab, into y: ActivationSlab) {
         switch operation {
-        case .max(let window): PoolingGradient.forward(.max, input: x, window: window, into: y)
+        case .max(let window): PoolingGradient.forward(.max, input: x, window: window, into: y, argmax: argmax?.baseAddress)
         case .average(let window): PoolingGradient.forward(.average, input: x, window: window, into: y)
         case .adaptiveAverage: PoolingGradient.adaptiveAverage(input: x, into: y)
         case .localResponseNorm(let lrn): lrn.forward(input: x, into: y)
@@ -793,8 +809,8 @@ final class PoolNode {
         let dx = graph.gradient(input)
         switch operation {
         case .max(let window):
-            PoolingGradient.maxPoolInputGradient(input: graph.activation(input), outputGradient: dy, window: window,
-                                                 into: dx, accumulate: accumulate, output: y.map { slab($0.pointer) })
+            PoolingGradient.maxPoolInputGradient(argmax: argmax!.baseAddress!, outputGradient: dy, window: window,
+                                                 into: dx, accumulate: accumulate)
         case .average(let window):
             PoolingGradient.averagePoolInputGradient(outputGradient: dy, window: window, into: dx, accumulate: accumulate)
         case .adaptiveAverage:

@@ -87,7 +87,9 @@ final class PoolingKernelTests: XCTestCase {
     /// Max pooling's input gradient (`pool.c`) against a per-element reference, on every
     /// instruction set: inputs rounded to a few values so windows hold ties (the gradient must go
     /// to the first maximum in row-major window order only), slabs with pixel strides wider than
-    /// their channels, the forward output given or recomputed, and accumulation into dX.
+    /// their channels, accumulation into dX, and the three ways of finding the maximum: recomputed
+    /// from X, read from the forward output, or the window positions the forward recorded (which
+    /// training uses; the forward that records them must still give the same Y).
     func testMaxPoolGradientKernelMatchesThePlainDefinitionOnEveryInstructionSet() {
         let windows: [Window2D] = [
             Window2D(3, stride: 1), Window2D(3, stride: 2), Window2D(2, stride: 2),
@@ -109,7 +111,7 @@ final class PoolingKernelTests: XCTestCase {
                     let start = (0..<(n * h * w * channels)).map { _ in Float.random(in: -1...1, using: &rng) }
                     var expected = start
                     Self.referenceMaxGradient(x: x, dy: dy, shape: [n, h, w, channels], window: window, into: &expected)
-                    for giveOutput in [false, true] {
+                    for route in ["recomputed", "output given", "recorded positions"] {
                         // Every slab with a pixel stride of channels + 5.
                         let stride = channels + 5
                         func widened(_ a: [Float], _ pixels: Int) -> [Float] {
@@ -124,17 +126,34 @@ final class PoolingKernelTests: XCTestCase {
                                 let slab = { (p: UnsafeMutableBufferPointer<Float>, hh: Int, ww: Int) in
                                     ActivationSlab(base: p.baseAddress!, batch: n, height: hh, width: ww, channels: channels, stride: stride)
                                 }
-                                PoolingGradient.maxPoolInputGradient(
-                                    input: slab(xp, h, w), outputGradient: slab(dyp, g.outputHeight, g.outputWidth), window: window,
-                                    into: slab(dxp, h, w), accumulate: true,
-                                    output: giveOutput ? slab(yp, g.outputHeight, g.outputWidth) : nil)
+                                let dySlab = slab(dyp, g.outputHeight, g.outputWidth)
+                                guard route == "recorded positions" else {
+                                    PoolingGradient.maxPoolInputGradient(
+                                        input: slab(xp, h, w), outputGradient: dySlab, window: window, into: slab(dxp, h, w),
+                                        accumulate: true, output: route == "output given" ? slab(yp, g.outputHeight, g.outputWidth) : nil)
+                                    return
+                                }
+                                var recorded = [Float](repeating: .nan, count: outPixels * stride)
+                                var argmax = [UInt8](repeating: 0, count: outPixels * channels)
+                                recorded.withUnsafeMutableBufferPointer { rp in argmax.withUnsafeMutableBufferPointer { ap in
+                                    PoolingGradient.forward(.max, input: slab(xp, h, w), window: window,
+                                                            into: slab(rp, g.outputHeight, g.outputWidth), argmax: ap.baseAddress!)
+                                    PoolingGradient.maxPoolInputGradient(argmax: ap.baseAddress!, outputGradient: dySlab, window: window,
+                                                                         into: slab(dxp, h, w), accumulate: true)
+                                } }
+                                for p in 0..<outPixels {
+                                    for c in 0..<channels where recorded[p * stride + c] != y[p * channels + c] {
+                                        XCTFail("\(kernel) \(window) C=\(channels): the recording forward's Y differs at pixel \(p), channel \(c)")
+                                        return
+                                    }
+                                }
                             } }
                         } }
                         var worst: Float = 0
                         for p in 0..<(n * h * w) {
                             for c in 0..<channels { worst = max(worst, abs(dxs[p * stride + c] - expected[p * channels + c])) }
                         }
-                        XCTAssertLessThanOrEqual(worst, 1e-6, "\(kernel) \(window) C=\(channels) output given: \(giveOutput)")
+                        XCTAssertLessThanOrEqual(worst, 1e-6, "\(kernel) \(window) C=\(channels), maximum \(route)")
                     }
                 }
             }

@@ -231,6 +231,12 @@ typedef struct {
     float *output;
     ptrdiff_t channel_stride;
     int average;                    /* 0: max, 1: average */
+    /* Max pooling only, optional (NULL: not recorded): for each output element, the window
+     * position ky·kernel_w + kx (of the unclipped window) of the first maximum in row-major
+     * order (255 for a window wholly in the padding); `channels` bytes per output pixel. What
+     * the input gradient needs, so that training need not keep or recompute X and Y for it.
+     * Needs kernel_h·kernel_w ≤ 255. */
+    uint8_t *argmax;
 } ik_pooling;
 
 /* Computes output rows row_begin ..< row_end. Thread-safe for disjoint row ranges. */
@@ -238,12 +244,16 @@ void ik_pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_t row_end);
 
 /* The input gradient of max pooling: dY of each output pixel is added to dX at the first
  * position of its window, in row-major order, whose X equals the window's maximum (TF's CPU
- * MaxPoolGrad on ties). The maximum is read from Y (`output`, the forward result) when given,
- * else recomputed from X. Every tensor is NHWC with its own pixel stride; the geometry fields
- * mean what they mean in ik_pooling. */
+ * MaxPoolGrad on ties). That position is read from `argmax` (the forward's, ik_pooling.argmax)
+ * when given, X and Y then unused; else the maximum is read from Y (`output`, the forward
+ * result) when given, or recomputed from X. The result is the same either way, bit for bit
+ * (unless a window holds a NaN, which gets no gradient when recomputed).
+ * Every tensor is NHWC with its own pixel stride; the geometry fields mean what they mean in
+ * ik_pooling. */
 typedef struct {
-    const float *input; ptrdiff_t input_stride;     /* X */
+    const float *input; ptrdiff_t input_stride;     /* X (unused with argmax) */
     const float *output; ptrdiff_t output_stride;   /* Y, or NULL */
+    const uint8_t *argmax; ptrdiff_t channels;      /* ik_pooling.argmax (channels bytes a pixel), or NULL */
     const float *grad; ptrdiff_t grad_stride;       /* dY */
     float *dx; ptrdiff_t dx_stride;                 /* dX, added to */
     ptrdiff_t height, width;

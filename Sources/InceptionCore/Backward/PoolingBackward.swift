@@ -6,7 +6,8 @@ import Foundation
 /// Shapes: input X [N, H, W, C]; output Y [N, OH, OW, C] (``Window2D`` geometry, TF SAME/VALID).
 /// - max pool: Y = max over the window's real pixels (padding never wins). Gradient: each dY goes
 ///   to the window's arg-max, the *first* maximum in window (row-major) order on ties, as TF's
-///   CPU `MaxPoolGrad` does; the arg-max is recomputed from X (nothing is saved).
+///   CPU `MaxPoolGrad` does; the arg-max is recomputed from X, or read from the positions the
+///   forward recorded (one byte per output element, so training keeps neither X nor Y for it).
 /// - average pool: Y = mean over the window's real pixels (SAME counts only real pixels).
 ///   Gradient: each dY / count is added to every real pixel of its window.
 /// - global average: Y [N, 1, 1, C] = mean over H and W. Gradient: dX[n, h, w, c] = dY[n, c] / (H·W).
@@ -16,12 +17,16 @@ import Foundation
 public enum PoolingGradient {
     /// Y = pool(X) from slab to slab (the forward of ``maxPoolInputGradient(input:outputGradient:window:into:accumulate:)``
     /// and ``averagePoolInputGradient(outputGradient:window:into:accumulate:)``).
-    public static func forward(_ kind: Pooling.Kind, input x: ActivationSlab, window: Window2D, into y: ActivationSlab) {
+    /// A max pool given `argmax` (Y's pixels × channels bytes) also records each maximum's window
+    /// position for ``maxPoolInputGradient(argmax:outputGradient:window:into:accumulate:)``.
+    public static func forward(_ kind: Pooling.Kind, input x: ActivationSlab, window: Window2D, into y: ActivationSlab,
+                               argmax: UnsafeMutablePointer<UInt8>? = nil) {
         guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
             preconditionFailure("pooling window \(window) does not fit a \(x.height)x\(x.width) input")
         }
         precondition(y.batch == x.batch && y.height == g.outputHeight && y.width == g.outputWidth && y.channels == x.channels)
-        Pooling.pool(kind, x.base, shape: x.shape, inputStride: x.stride, window, into: y.base, channelStride: y.stride)
+        Pooling.pool(kind, x.base, shape: x.shape, inputStride: x.stride, window, into: y.base, channelStride: y.stride,
+                     argmax: argmax)
     }
 
     /// dX of max pooling: adds each dY to its window's first maximum of X. With `accumulate` false
@@ -34,12 +39,37 @@ public enum PoolingGradient {
         if !accumulate { dx.fill(0) }
         let desc = ik_max_pool_grad(
             input: x.base, input_stride: x.stride, output: output?.base, output_stride: output?.stride ?? 0,
-            grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
+            argmax: nil, channels: x.channels, grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
             height: x.height, width: x.width, kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
             stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
             out_height: g.outputHeight, out_width: g.outputWidth)
         // The kernel is C (`pool.c`), vectorised for the active instruction set like the forward.
         let blocks = ChannelBlocks(channels: x.channels, images: x.batch)
+        withUnsafePointer(to: desc) { p in
+            Parallel.forEach(count: blocks.tasks) { task in
+                let (b, c0, c1) = blocks.task(task)
+                ik_max_pool_backward(p, b, c0, c1)
+            }
+        }
+    }
+
+    /// dX of max pooling from the window positions the forward recorded (`argmax`, as
+    /// ``forward(_:input:window:into:argmax:)`` wrote them): the same sums as
+    /// ``maxPoolInputGradient(input:outputGradient:window:into:accumulate:output:)``, bit for bit,
+    /// reading one byte per output element instead of X and Y. With `accumulate` false `dx` is
+    /// zeroed first.
+    public static func maxPoolInputGradient(argmax: UnsafePointer<UInt8>, outputGradient dy: ActivationSlab, window: Window2D,
+                                            into dx: ActivationSlab, accumulate: Bool) {
+        let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width)!
+        precondition(dy.batch == dx.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == dx.channels)
+        if !accumulate { dx.fill(0) }
+        let desc = ik_max_pool_grad(
+            input: nil, input_stride: 0, output: nil, output_stride: 0, argmax: argmax, channels: dx.channels,
+            grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
+            height: dx.height, width: dx.width, kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
+            stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
+            out_height: g.outputHeight, out_width: g.outputWidth)
+        let blocks = ChannelBlocks(channels: dx.channels, images: dx.batch)
         withUnsafePointer(to: desc) { p in
             Parallel.forEach(count: blocks.tasks) { task in
                 let (b, c0, c1) = blocks.task(task)
