@@ -265,6 +265,29 @@ typedef struct {
  * the window overlap. */
 void ik_max_pool_backward(const ik_max_pool_grad *p, ptrdiff_t image, ptrdiff_t c0, ptrdiff_t c1);
 
+/* ---- Batch normalisation in training mode (batchnorm.c) ----
+ *
+ * The element-wise passes of BatchNormTraining over `rows` rows of `c` channels, each row a
+ * pixel `*_stride` floats from the next; per-channel vectors have c floats. With relu, Y is
+ * max(·, 0) and the gradient passes where (z − mean)·scale + beta > 0. Running sums are
+ * float32 over blocks of 32 rows, each block added to the Double sums (which are added to, not
+ * overwritten); `scratch` holds 2c floats. Results are the same on every instruction set. */
+
+/* s1 += Σ (z − shift), s2 += Σ (z − shift)² per channel. */
+void ik_bn_moments(const float *z, ptrdiff_t stride, ptrdiff_t rows, ptrdiff_t c, const float *shift,
+                   double *s1, double *s2, float *scratch);
+/* y = (z − mean)·scale + beta (then ReLU); y may be z. */
+void ik_bn_normalize(const float *z, ptrdiff_t z_stride, float *y, ptrdiff_t y_stride, ptrdiff_t rows, ptrdiff_t c,
+                     const float *mean, const float *scale, const float *beta, int relu);
+/* With g = dy where the ReLU passed (else 0): sum_g += Σ g, sum_gx += Σ g·(z − mean). */
+void ik_bn_gradient_sums(const float *z, ptrdiff_t z_stride, const float *dy, ptrdiff_t dy_stride, ptrdiff_t rows,
+                         ptrdiff_t c, const float *mean, const float *scale, const float *beta, int relu,
+                         double *sum_g, double *sum_gx, float *scratch);
+/* dz = scale·(g − a − (z − mean)·k); dz may be dy. */
+void ik_bn_gradient_apply(const float *z, ptrdiff_t z_stride, const float *dy, ptrdiff_t dy_stride, float *dz,
+                          ptrdiff_t dz_stride, ptrdiff_t rows, ptrdiff_t c, const float *mean, const float *scale,
+                          const float *beta, int relu, const float *a, const float *k);
+
 /* ---- Thread pool (parallel.c) ---- */
 
 /* The thread count set by ik_parallel_set_threads, or 0 if never set. */

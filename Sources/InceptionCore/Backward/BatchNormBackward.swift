@@ -1,3 +1,4 @@
+import CInceptionKernels
 import Foundation
 
 /// Batch normalisation in training mode followed by ReLU (slim's `conv2d` → `batch_norm` → ReLU
@@ -26,29 +27,11 @@ public enum BatchNormTraining {
             shift.withUnsafeBufferPointer { sh in
                 let shiftBase = sh.baseAddress!
                 Parallel.forEach(count: tasks) { t in
-                    // Float sums of (x − shift) and its square over blocks of 32 rows, flushed to Double.
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { acc in
-                        let f1 = acc.baseAddress!, f2 = f1 + c
-                        f1.initialize(repeating: 0, count: 2 * c)
+                    // Float sums of (x − shift) and its square over blocks of 32 rows, flushed to Double (C: batchnorm.c).
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { scratch in
                         let rows = SlabChunks.range(t, rows: m)
-                        var p = rows.lowerBound
-                        while p < rows.upperBound {
-                            let end = min(rows.upperBound, p + 32)
-                            for q in p..<end {
-                                let row = UnsafePointer(z.row(q))
-                                var i = 0
-                                while i + 8 <= c {
-                                    let v = load8(row + i) - load8(shiftBase + i)
-                                    store8(load8(f1 + i) + v, f1 + i)
-                                    store8(load8(f2 + i) + v * v, f2 + i)
-                                    i += 8
-                                }
-                                while i < c { let v = row[i] - shiftBase[i]; f1[i] += v; f2[i] += v * v; i += 1 }
-                            }
-                            let s1 = out + t * 2 * c, s2 = s1 + c
-                            for i in 0..<c { s1[i] += Double(f1[i]); s2[i] += Double(f2[i]); f1[i] = 0; f2[i] = 0 }
-                            p = end
-                        }
+                        let s1 = out + t * 2 * c
+                        ik_bn_moments(z.row(rows.lowerBound), z.stride, rows.count, c, shiftBase, s1, s1 + c, scratch.baseAddress!)
                     }
                 }
             }
@@ -78,22 +61,9 @@ public enum BatchNormTraining {
         mean.withUnsafeBufferPointer { mu in scale.withUnsafeBufferPointer { s in beta.withUnsafeBufferPointer { b in
             let (mu, s, b) = (mu.baseAddress!, s.baseAddress!, b.baseAddress!)
             Parallel.forEach(count: SlabChunks.count(rows: z.pixels)) { t in
-                let zero = SIMD8<Float>(repeating: 0)
-                for p in SlabChunks.range(t, rows: z.pixels) {
-                    let src = UnsafePointer(z.row(p)), dst = y.row(p)
-                    var i = 0
-                    while i + 8 <= c {
-                        var v = (load8(src + i) - load8(mu + i)) * load8(s + i) + load8(b + i)
-                        if relu { v = v.replacing(with: zero, where: v .< zero) }
-                        store8(v, dst + i)
-                        i += 8
-                    }
-                    while i < c {
-                        let v = (src[i] - mu[i]) * s[i] + b[i]
-                        dst[i] = relu ? max(v, 0) : v
-                        i += 1
-                    }
-                }
+                let rows = SlabChunks.range(t, rows: z.pixels)
+                ik_bn_normalize(z.row(rows.lowerBound), z.stride, y.row(rows.lowerBound), y.stride, rows.count, c,
+                                mu, s, b, relu ? 1 : 0)
             }
         } } }
     }
@@ -116,36 +86,11 @@ public enum BatchNormTraining {
             partial.withUnsafeMutableBufferPointer { part in
                 let out = part.baseAddress!
                 Parallel.forEach(count: tasks) { t in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { acc in
-                        let fg = acc.baseAddress!, fgx = fg + c
-                        fg.initialize(repeating: 0, count: 2 * c)
-                        let zero = SIMD8<Float>(repeating: 0)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { scratch in
                         let rows = SlabChunks.range(t, rows: m)
-                        var p = rows.lowerBound
-                        while p < rows.upperBound {
-                            let end = min(rows.upperBound, p + 32)
-                            for q in p..<end {
-                                let zr = UnsafePointer(z.row(q)), gr = UnsafePointer(dy.row(q))
-                                var i = 0
-                                while i + 8 <= c {
-                                    let centered = load8(zr + i) - load8(mu + i)
-                                    var g = load8(gr + i)
-                                    if relu { g = g.replacing(with: zero, where: centered * load8(s + i) + load8(b + i) .<= zero) }
-                                    store8(load8(fg + i) + g, fg + i)
-                                    store8(load8(fgx + i) + g * centered, fgx + i)
-                                    i += 8
-                                }
-                                while i < c {
-                                    let centered = zr[i] - mu[i]
-                                    let g = !relu || centered * s[i] + b[i] > 0 ? gr[i] : 0
-                                    fg[i] += g; fgx[i] += g * centered
-                                    i += 1
-                                }
-                            }
-                            let sg = out + t * 2 * c, sgx = sg + c
-                            for i in 0..<c { sg[i] += Double(fg[i]); sgx[i] += Double(fgx[i]); fg[i] = 0; fgx[i] = 0 }
-                            p = end
-                        }
+                        let sg = out + t * 2 * c
+                        ik_bn_gradient_sums(z.row(rows.lowerBound), z.stride, dy.row(rows.lowerBound), dy.stride, rows.count, c,
+                                            mu, s, b, relu ? 1 : 0, sg, sg + c, scratch.baseAddress!)
                     }
                 }
             }
@@ -163,25 +108,9 @@ public enum BatchNormTraining {
             a.withUnsafeBufferPointer { a in k.withUnsafeBufferPointer { k in
                 let (a, k) = (a.baseAddress!, k.baseAddress!)
                 Parallel.forEach(count: tasks) { t in
-                    let zero = SIMD8<Float>(repeating: 0)
-                    for p in SlabChunks.range(t, rows: m) {
-                        let zr = UnsafePointer(z.row(p)), gr = UnsafePointer(dy.row(p)), out = dz.row(p)
-                        var i = 0
-                        while i + 8 <= c {
-                            let centered = load8(zr + i) - load8(mu + i)
-                            let si = load8(s + i)
-                            var g = load8(gr + i)
-                            if relu { g = g.replacing(with: zero, where: centered * si + load8(b + i) .<= zero) }
-                            store8(si * (g - load8(a + i) - centered * load8(k + i)), out + i)
-                            i += 8
-                        }
-                        while i < c {
-                            let centered = zr[i] - mu[i]
-                            let g = !relu || centered * s[i] + b[i] > 0 ? gr[i] : 0
-                            out[i] = s[i] * (g - a[i] - centered * k[i])
-                            i += 1
-                        }
-                    }
+                    let rows = SlabChunks.range(t, rows: m)
+                    ik_bn_gradient_apply(z.row(rows.lowerBound), z.stride, dy.row(rows.lowerBound), dy.stride,
+                                         dz.row(rows.lowerBound), dz.stride, rows.count, c, mu, s, b, relu ? 1 : 0, a, k)
                 }
             } }
         } } }
