@@ -179,38 +179,24 @@ struct OptimizerState {
                         chunks { r in for i in r { a[i] = a[i] * mu + g[i]; w[i] -= a[i] * lr } }
                     }
                 case .rmsprop:
-                    let oneMinusRho = 1 - c.decay, mu = c.momentum, eps = c.epsilon
                     var ms = slots.removeValue(forKey: name + "/RMSProp")!
                     var mom = slots.removeValue(forKey: name + "/RMSProp_1")!
                     ms.withUnsafeMutableBufferPointer { ms in
                         mom.withUnsafeMutableBufferPointer { mom in
-                            let ms = ms.baseAddress!, mom = mom.baseAddress!
-                            chunks { r in
-                                for i in r {
-                                    ms[i] += (g[i] * g[i] - ms[i]) * oneMinusRho
-                                    mom[i] = mom[i] * mu + (g[i] * lr) / (ms[i] + eps).squareRoot()
-                                    w[i] -= mom[i]
-                                }
-                            }
+                            OptimizerUpdate.rmsprop(value: w, gradient: g, meanSquare: ms.baseAddress!, momentumSlot: mom.baseAddress!,
+                                                    count: n, learningRate: lr, decay: c.decay, momentum: c.momentum, epsilon: c.epsilon)
                         }
                     }
                     slots[name + "/RMSProp"] = ms
                     slots[name + "/RMSProp_1"] = mom
                 case .adam:
                     let alpha = lr * (1 - beta2Power).squareRoot() / (1 - beta1Power)
-                    let oneMinusB1 = 1 - c.beta1, oneMinusB2 = 1 - c.beta2, eps = c.epsilon
                     var m = slots.removeValue(forKey: name + "/Adam")!
                     var v = slots.removeValue(forKey: name + "/Adam_1")!
                     m.withUnsafeMutableBufferPointer { m in
                         v.withUnsafeMutableBufferPointer { v in
-                            let m = m.baseAddress!, v = v.baseAddress!
-                            chunks { r in
-                                for i in r {
-                                    m[i] += (g[i] - m[i]) * oneMinusB1
-                                    v[i] += (g[i] * g[i] - v[i]) * oneMinusB2
-                                    w[i] -= (m[i] * alpha) / (v[i].squareRoot() + eps)
-                                }
-                            }
+                            OptimizerUpdate.adam(value: w, gradient: g, firstMoment: m.baseAddress!, secondMoment: v.baseAddress!,
+                                                 count: n, alpha: alpha, beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon)
                         }
                     }
                     slots[name + "/Adam"] = m

@@ -288,6 +288,16 @@ void ik_bn_gradient_apply(const float *z, ptrdiff_t z_stride, const float *dy, p
                           ptrdiff_t dz_stride, ptrdiff_t rows, ptrdiff_t c, const float *mean, const float *scale,
                           const float *beta, int relu, const float *a, const float *k);
 
+/* ---- Optimizer updates (optimizer.c), in place over n elements; the same on every instruction set ---- */
+
+/* TF's ApplyRMSProp: ms += (g² − ms)·one_minus_rho; mom = mom·momentum + g·lr / √(ms + epsilon); w −= mom. */
+void ik_rmsprop_update(float *w, const float *g, float *ms, float *mom, ptrdiff_t n, float lr, float one_minus_rho,
+                       float momentum, float epsilon);
+/* TF's ApplyAdam with α = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ): m += (g − m)·one_minus_beta1;
+ * v += (g² − v)·one_minus_beta2; w −= m·α / (√v + epsilon). */
+void ik_adam_update(float *w, const float *g, float *m, float *v, ptrdiff_t n, float alpha, float one_minus_beta1,
+                    float one_minus_beta2, float epsilon);
+
 /* ---- Thread pool (parallel.c) ---- */
 
 /* The thread count set by ik_parallel_set_threads, or 0 if never set. */

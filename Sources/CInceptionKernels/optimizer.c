@@ -1,0 +1,93 @@
+/* The optimizers' element-wise updates with a square root and a division per element (TF's
+ * ApplyRMSProp and ApplyAdam in float32), per instruction set.
+ *
+ * In C for the reason batchnorm.c gives: in Swift, compiled for baseline x86-64, the square root
+ * and the division ran four lanes wide. Every operation is IEEE-exact element by element and
+ * contraction is off, so the result does not depend on the vector width. */
+#include "inception_kernels.h"
+#include <string.h>
+
+#pragma clang fp contract(off)
+#pragma clang diagnostic ignored "-Wpsabi"
+
+typedef float opt_v16 __attribute__((vector_size(64)));
+#define OPT_INLINE static inline __attribute__((always_inline))
+
+OPT_INLINE opt_v16 load(const float *p) { opt_v16 x; memcpy(&x, p, sizeof x); return x; }
+OPT_INLINE void store(float *p, opt_v16 x) { memcpy(p, &x, sizeof x); }
+
+/* ms += (g² − ms)·(1 − ρ); mom = mom·μ + g·lr / √(ms + ε); w −= mom. */
+OPT_INLINE void rmsprop_body(float *w, const float *g, float *ms, float *mom, ptrdiff_t n, float lr, float one_minus_rho,
+                             float momentum, float epsilon) {
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const opt_v16 gi = load(g + i);
+        const opt_v16 m = load(ms + i) + (gi * gi - load(ms + i)) * one_minus_rho;
+        const opt_v16 step = load(mom + i) * momentum + (gi * lr) / __builtin_elementwise_sqrt(m + epsilon);
+        store(ms + i, m);
+        store(mom + i, step);
+        store(w + i, load(w + i) - step);
+    }
+    for (; i < n; i++) {
+        ms[i] += (g[i] * g[i] - ms[i]) * one_minus_rho;
+        mom[i] = mom[i] * momentum + (g[i] * lr) / __builtin_sqrtf(ms[i] + epsilon);
+        w[i] -= mom[i];
+    }
+}
+
+/* m += (g − m)·(1 − β₁); v += (g² − v)·(1 − β₂); w −= m·α / (√v + ε). */
+OPT_INLINE void adam_body(float *w, const float *g, float *m, float *v, ptrdiff_t n, float alpha, float one_minus_beta1,
+                          float one_minus_beta2, float epsilon) {
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const opt_v16 gi = load(g + i);
+        const opt_v16 mi = load(m + i) + (gi - load(m + i)) * one_minus_beta1;
+        const opt_v16 vi = load(v + i) + (gi * gi - load(v + i)) * one_minus_beta2;
+        store(m + i, mi);
+        store(v + i, vi);
+        store(w + i, load(w + i) - (mi * alpha) / (__builtin_elementwise_sqrt(vi) + epsilon));
+    }
+    for (; i < n; i++) {
+        m[i] += (g[i] - m[i]) * one_minus_beta1;
+        v[i] += (g[i] * g[i] - v[i]) * one_minus_beta2;
+        w[i] -= (m[i] * alpha) / (__builtin_sqrtf(v[i]) + epsilon);
+    }
+}
+
+#define OPT_RMSPROP_PARAMS (float *w, const float *g, float *ms, float *mom, ptrdiff_t n, float lr, float one_minus_rho, \
+                            float momentum, float epsilon)
+#define OPT_RMSPROP_ARGS (w, g, ms, mom, n, lr, one_minus_rho, momentum, epsilon)
+#define OPT_ADAM_PARAMS (float *w, const float *g, float *m, float *v, ptrdiff_t n, float alpha, float one_minus_beta1, \
+                         float one_minus_beta2, float epsilon)
+#define OPT_ADAM_ARGS (w, g, m, v, n, alpha, one_minus_beta1, one_minus_beta2, epsilon)
+
+static void rmsprop_portable OPT_RMSPROP_PARAMS { rmsprop_body OPT_RMSPROP_ARGS; }
+static void adam_portable OPT_ADAM_PARAMS { adam_body OPT_ADAM_ARGS; }
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static void rmsprop_avx2 OPT_RMSPROP_PARAMS { rmsprop_body OPT_RMSPROP_ARGS; }
+__attribute__((target("avx512f"))) static void rmsprop_avx512 OPT_RMSPROP_PARAMS { rmsprop_body OPT_RMSPROP_ARGS; }
+__attribute__((target("avx2"))) static void adam_avx2 OPT_ADAM_PARAMS { adam_body OPT_ADAM_ARGS; }
+__attribute__((target("avx512f"))) static void adam_avx512 OPT_ADAM_PARAMS { adam_body OPT_ADAM_ARGS; }
+#endif
+
+void ik_rmsprop_update OPT_RMSPROP_PARAMS {
+    if (n <= 0) return;
+    switch (ik_gemm_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case IK_ISA_AVX512: rmsprop_avx512 OPT_RMSPROP_ARGS; return;
+    case IK_ISA_AVX2: rmsprop_avx2 OPT_RMSPROP_ARGS; return;
+#endif
+    default: rmsprop_portable OPT_RMSPROP_ARGS; return;
+    }
+}
+
+void ik_adam_update OPT_ADAM_PARAMS {
+    if (n <= 0) return;
+    switch (ik_gemm_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case IK_ISA_AVX512: adam_avx512 OPT_ADAM_ARGS; return;
+    case IK_ISA_AVX2: adam_avx2 OPT_ADAM_ARGS; return;
+#endif
+    default: adam_portable OPT_ADAM_ARGS; return;
+    }
+}
