@@ -193,13 +193,22 @@ IK_POOL_INLINE void argmax_grad_lanes(const int lanes, const ik_max_pool_grad *p
         }
 }
 
+/* Channels c0 ..< c1 of the w pixels of one row, `stride` floats apart, set to zero. */
+IK_POOL_INLINE void zero_row(float *row, ptrdiff_t w, ptrdiff_t stride, ptrdiff_t c0, ptrdiff_t c1) {
+    if (c0 == 0 && c1 == stride) { memset(row, 0, (size_t)(w * stride) * sizeof(float)); return; }
+    for (ptrdiff_t x = 0; x < w; x++) memset(row + x * stride + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+}
+
 IK_POOL_INLINE void max_grad_block(const ik_max_pool_grad *p, ptrdiff_t b, ptrdiff_t c0, ptrdiff_t c1) {
     const ptrdiff_t h = p->height, w = p->width, oh = p->out_height, ow = p->out_width;
     const float *x_image = p->argmax ? NULL : p->input + b * h * w * p->input_stride;
     float *dx_image = p->dx + b * h * w * p->dx_stride;
+    /* With zero_first, rows < zeroed are zero (or hold their sums so far). */
+    ptrdiff_t zeroed = p->zero_first ? 0 : h;
     for (ptrdiff_t oy = 0; oy < oh; oy++) {
         ptrdiff_t y0, y1, x0, x1;
         clip_window(oy, p->stride_h, p->pad_top, p->kernel_h, h, &y0, &y1);
+        for (; zeroed < y1; zeroed++) zero_row(dx_image + zeroed * w * p->dx_stride, w, p->dx_stride, c0, c1);
         for (ptrdiff_t ox = 0; ox < ow; ox++) {
             clip_window(ox, p->stride_w, p->pad_left, p->kernel_w, w, &x0, &x1);
             if (y0 >= y1 || x0 >= x1) continue;
@@ -239,6 +248,7 @@ IK_POOL_INLINE void max_grad_block(const ik_max_pool_grad *p, ptrdiff_t b, ptrdi
             }
         }
     }
+    for (; zeroed < h; zeroed++) zero_row(dx_image + zeroed * w * p->dx_stride, w, p->dx_stride, c0, c1);
 }
 
 static void max_grad_portable(const ik_max_pool_grad *p, ptrdiff_t b, ptrdiff_t c0, ptrdiff_t c1) { max_grad_block(p, b, c0, c1); }

@@ -87,13 +87,15 @@ final class PoolingKernelTests: XCTestCase {
     /// Max pooling's input gradient (`pool.c`) against a per-element reference, on every
     /// instruction set: inputs rounded to a few values so windows hold ties (the gradient must go
     /// to the first maximum in row-major window order only), slabs with pixel strides wider than
-    /// their channels, accumulation into dX, and the three ways of finding the maximum: recomputed
+    /// their channels, accumulation into dX or overwriting it, and the three ways of finding the maximum: recomputed
     /// from X, read from the forward output, or the window positions the forward recorded (which
     /// training uses; the forward that records them must still give the same Y).
     func testMaxPoolGradientKernelMatchesThePlainDefinitionOnEveryInstructionSet() {
         let windows: [Window2D] = [
             Window2D(3, stride: 1), Window2D(3, stride: 2), Window2D(2, stride: 2),
             Window2D(kernel: (3, 3), stride: (2, 2), padding: .symmetricCeil(0)),
+            // No window reaches the last row and column (they get no gradient, and are zeroed all the same).
+            Window2D(kernel: (2, 2), stride: (2, 2), padding: .valid),
         ]
         var rng = SeededGenerator(seed: 9)
         let savedKernel = GEMM.kernel
@@ -109,9 +111,11 @@ final class PoolingKernelTests: XCTestCase {
                     let dy = (0..<(outPixels * channels)).map { _ in Float.random(in: -1...1, using: &rng) }
                     let y = Self.reference(.max, Tensor(shape: [n, h, w, channels], scalars: x), window)
                     let start = (0..<(n * h * w * channels)).map { _ in Float.random(in: -1...1, using: &rng) }
-                    var expected = start
-                    Self.referenceMaxGradient(x: x, dy: dy, shape: [n, h, w, channels], window: window, into: &expected)
-                    for route in ["recomputed", "output given", "recorded positions"] {
+                    var added = start, overwritten = [Float](repeating: 0, count: start.count)
+                    Self.referenceMaxGradient(x: x, dy: dy, shape: [n, h, w, channels], window: window, into: &added)
+                    Self.referenceMaxGradient(x: x, dy: dy, shape: [n, h, w, channels], window: window, into: &overwritten)
+                    for route in ["recomputed", "output given", "recorded positions"] { for accumulate in [true, false] {
+                        let expected = accumulate ? added : overwritten
                         // Every slab with a pixel stride of channels + 5.
                         let stride = channels + 5
                         func widened(_ a: [Float], _ pixels: Int) -> [Float] {
@@ -130,7 +134,7 @@ final class PoolingKernelTests: XCTestCase {
                                 guard route == "recorded positions" else {
                                     PoolingGradient.maxPoolInputGradient(
                                         input: slab(xp, h, w), outputGradient: dySlab, window: window, into: slab(dxp, h, w),
-                                        accumulate: true, output: route == "output given" ? slab(yp, g.outputHeight, g.outputWidth) : nil)
+                                        accumulate: accumulate, output: route == "output given" ? slab(yp, g.outputHeight, g.outputWidth) : nil)
                                     return
                                 }
                                 var recorded = [Float](repeating: .nan, count: outPixels * stride)
@@ -139,7 +143,7 @@ final class PoolingKernelTests: XCTestCase {
                                     PoolingGradient.forward(.max, input: slab(xp, h, w), window: window,
                                                             into: slab(rp, g.outputHeight, g.outputWidth), argmax: ap.baseAddress!)
                                     PoolingGradient.maxPoolInputGradient(argmax: ap.baseAddress!, outputGradient: dySlab, window: window,
-                                                                         into: slab(dxp, h, w), accumulate: true)
+                                                                         into: slab(dxp, h, w), accumulate: accumulate)
                                 } }
                                 for p in 0..<outPixels {
                                     for c in 0..<channels where recorded[p * stride + c] != y[p * channels + c] {
@@ -153,8 +157,10 @@ final class PoolingKernelTests: XCTestCase {
                         for p in 0..<(n * h * w) {
                             for c in 0..<channels { worst = max(worst, abs(dxs[p * stride + c] - expected[p * channels + c])) }
                         }
-                        XCTAssertLessThanOrEqual(worst, 1e-6, "\(kernel) \(window) C=\(channels), maximum \(route)")
-                    }
+                        XCTAssertLessThanOrEqual(worst, 1e-6, "\(kernel) \(window) C=\(channels), maximum \(route), accumulate \(accumulate)")
+                        // Columns past the channels are neither read nor written.
+                        XCTAssert((0..<(n * h * w)).allSatisfy { p in (channels..<stride).allSatisfy { dxs[p * stride + $0].isNaN } })
+                    } }
                 }
             }
         }

@@ -255,10 +255,11 @@ typedef struct {
     const float *output; ptrdiff_t output_stride;   /* Y, or NULL */
     const uint8_t *argmax; ptrdiff_t channels;      /* ik_pooling.argmax (channels bytes a pixel), or NULL */
     const float *grad; ptrdiff_t grad_stride;       /* dY */
-    float *dx; ptrdiff_t dx_stride;                 /* dX, added to */
+    float *dx; ptrdiff_t dx_stride;                 /* dX, added to (or overwritten: zero_first) */
     ptrdiff_t height, width;
     ptrdiff_t kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
     ptrdiff_t out_height, out_width;
+    int zero_first;  /* 1: dX's rows are zeroed just before the first window reaches them (in cache), not added to */
 } ik_max_pool_grad;
 
 /* Channels c0 ..< c1 of one image. Thread-safe for disjoint (image, channel range) pairs, whatever

@@ -30,19 +30,19 @@ public enum PoolingGradient {
     }
 
     /// dX of max pooling: adds each dY to its window's first maximum of X. With `accumulate` false
-    /// `dx` is zeroed first. `output` (the forward's Y, if still at hand) saves recomputing the maxima.
+    /// `dx` is overwritten (the kernel zeroes each row just before the first window reaches it,
+    /// so the sums then find it in cache). `output` (the forward's Y, if still at hand) saves recomputing the maxima.
     public static func maxPoolInputGradient(input x: ActivationSlab, outputGradient dy: ActivationSlab, window: Window2D,
                                             into dx: ActivationSlab, accumulate: Bool, output: ActivationSlab? = nil) {
         let g = window.geometry(inputHeight: x.height, inputWidth: x.width)!
         precondition(dx.batch == x.batch && dx.height == x.height && dx.width == x.width && dx.channels == x.channels)
         precondition(dy.batch == x.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == x.channels)
-        if !accumulate { dx.fill(0) }
         let desc = ik_max_pool_grad(
             input: x.base, input_stride: x.stride, output: output?.base, output_stride: output?.stride ?? 0,
             argmax: nil, channels: x.channels, grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
             height: x.height, width: x.width, kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
             stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
-            out_height: g.outputHeight, out_width: g.outputWidth)
+            out_height: g.outputHeight, out_width: g.outputWidth, zero_first: accumulate ? 0 : 1)
         // The kernel is C (`pool.c`), vectorised for the active instruction set like the forward.
         let blocks = ChannelBlocks(channels: x.channels, images: x.batch)
         withUnsafePointer(to: desc) { p in
@@ -57,18 +57,17 @@ public enum PoolingGradient {
     /// ``forward(_:input:window:into:argmax:)`` wrote them): the same sums as
     /// ``maxPoolInputGradient(input:outputGradient:window:into:accumulate:output:)``, bit for bit,
     /// reading one byte per output element instead of X and Y. With `accumulate` false `dx` is
-    /// zeroed first.
+    /// overwritten.
     public static func maxPoolInputGradient(argmax: UnsafePointer<UInt8>, outputGradient dy: ActivationSlab, window: Window2D,
                                             into dx: ActivationSlab, accumulate: Bool) {
         let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width)!
         precondition(dy.batch == dx.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == dx.channels)
-        if !accumulate { dx.fill(0) }
         let desc = ik_max_pool_grad(
             input: nil, input_stride: 0, output: nil, output_stride: 0, argmax: argmax, channels: dx.channels,
             grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
             height: dx.height, width: dx.width, kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
             stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
-            out_height: g.outputHeight, out_width: g.outputWidth)
+            out_height: g.outputHeight, out_width: g.outputWidth, zero_first: accumulate ? 0 : 1)
         let blocks = ChannelBlocks(channels: dx.channels, images: dx.batch)
         withUnsafePointer(to: desc) { p in
             Parallel.forEach(count: blocks.tasks) { task in
