@@ -285,13 +285,23 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
     }
 }
 
+/* d[0..<16] += v (as Double) where mask. */
+IK_INLINE IK_BF16 void add_doubles(double *d, __m512 v, __mmask16 mask) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    const __mmask8 mlo = (__mmask8)(mask & 0xFF), mhi = (__mmask8)(mask >> 8);
+    _mm512_mask_storeu_pd(d, mlo, _mm512_add_pd(_mm512_maskz_loadu_pd(mlo, d), lo));
+    _mm512_mask_storeu_pd(d + 8, mhi, _mm512_add_pd(_mm512_maskz_loadu_pd(mhi, d + 8), hi));
+}
+
 /* One register tile: rows 0..<12 of the packed A tile (pair q of row r at a[r·rs + q·qs]) times
  * np (1 or 2) panels of B: 12 × 16·np accumulators, each step one broadcast pair per row and
  * one 32-value B vector per panel, 12·np VDPBF16PS. The epilogue stores `mr` rows and `cols`
  * valid columns of the last panel, adding C (load_c) or the bias. */
 IK_INLINE IK_BF16 void tile(const int np, const uint32_t *restrict a, ptrdiff_t rs, ptrdiff_t qs, ptrdiff_t pairs,
                             const uint16_t *restrict b0, const uint16_t *restrict b1,
-                            float *restrict c, ptrdiff_t ldc, int mr, int cols, const float *restrict bias, int load_c) {
+                            float *restrict c, ptrdiff_t ldc, int mr, int cols, const float *restrict bias, int load_c,
+                            const int with_sums, double *restrict sum, double *restrict sum_sq) {
     __m512 acc0[BF_MR], acc1[BF_MR];
     for (int r = 0; r < BF_MR; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
     /* The epilogue's C rows (partial sums of earlier K blocks, or an accumulated gradient that
@@ -316,6 +326,9 @@ IK_INLINE IK_BF16 void tile(const int np, const uint32_t *restrict a, ptrdiff_t 
     const __mmask16 m0 = np == 2 ? 0xFFFF : part, m1 = part;
     const __m512 bias0 = bias && !load_c ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     const __m512 bias1 = bias && !load_c && np == 2 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    /* With column sums (the last K block of a forward that feeds batch norm), the stored values'
+     * sums and sums of squares: float over the tile's rows, then added to the Double sums. */
+    __m512 t0 = _mm512_setzero_ps(), t1 = t0, q0 = t0, q1 = t0;
     /* Unrolled with a guard (not a loop to mr), so the accumulators stay in registers. */
 #pragma GCC unroll 12
     for (int r = 0; r < BF_MR; r++) {
@@ -323,15 +336,22 @@ IK_INLINE IK_BF16 void tile(const int np, const uint32_t *restrict a, ptrdiff_t 
         float *row = c + r * ldc;
         __m512 s0 = _mm512_add_ps(acc0[r], load_c ? _mm512_maskz_loadu_ps(m0, row) : bias0);
         _mm512_mask_storeu_ps(row, m0, s0);
+        if (with_sums) { t0 = _mm512_add_ps(t0, s0); q0 = _mm512_add_ps(q0, _mm512_mul_ps(s0, s0)); }
         if (np == 2) {
             __m512 s1 = _mm512_add_ps(acc1[r], load_c ? _mm512_maskz_loadu_ps(m1, row + 16) : bias1);
             _mm512_mask_storeu_ps(row + 16, m1, s1);
+            if (with_sums) { t1 = _mm512_add_ps(t1, s1); q1 = _mm512_add_ps(q1, _mm512_mul_ps(s1, s1)); }
         }
+    }
+    if (with_sums) {
+        add_doubles(sum, t0, m0); add_doubles(sum_sq, q0, m0);
+        if (np == 2) { add_doubles(sum + 16, t1, m1); add_doubles(sum_sq + 16, q1, m1); }
     }
 }
 
 IK_BF16 static void gemm_avx512(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *a,
-                                const uint16_t *packed, float *c, ptrdiff_t ldc, const float *bias, int accumulate) {
+                                const uint16_t *packed, float *c, ptrdiff_t ldc, const float *bias, int accumulate,
+                                double *sums) {
     const ptrdiff_t kp = (k + 1) / 2 * 2, panels = (n + 15) / 16;
     const int last_cols = (int)(n - (panels - 1) * 16);
     for (ptrdiff_t k0 = 0; k0 < k; k0 += BF_KC) {
@@ -352,8 +372,18 @@ IK_BF16 static void gemm_avx512(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_
                 for (ptrdiff_t t = 0; t * BF_MR < mc; t++) {
                     const int mr = (int)(mc - t * BF_MR < BF_MR ? mc - t * BF_MR : BF_MR);
                     float *ct = c + (m0 + t * BF_MR) * ldc + p * 16;
-                    if (np == 2) tile(2, t_a_block + t * tile_step, rs, qs, pairs, b0, b1, ct, ldc, mr, cols, bp, load_c);
-                    else tile(1, t_a_block + t * tile_step, rs, qs, pairs, b0, b0, ct, ldc, mr, cols, bp, load_c);
+                    const uint32_t *at = t_a_block + t * tile_step;
+                    /* The sums' variant is a separate instantiation: their four registers would
+                     * make every other tile's epilogue spill. */
+                    if (sums && k0 + kc == k) {
+                        double *sum = sums + p * 16, *sum_sq = sums + n + p * 16;
+                        if (np == 2) tile(2, at, rs, qs, pairs, b0, b1, ct, ldc, mr, cols, bp, load_c, 1, sum, sum_sq);
+                        else tile(1, at, rs, qs, pairs, b0, b0, ct, ldc, mr, cols, bp, load_c, 1, sum, sum_sq);
+                    } else if (np == 2) {
+                        tile(2, at, rs, qs, pairs, b0, b1, ct, ldc, mr, cols, bp, load_c, 0, NULL, NULL);
+                    } else {
+                        tile(1, at, rs, qs, pairs, b0, b0, ct, ldc, mr, cols, bp, load_c, 0, NULL, NULL);
+                    }
                 }
             }
         }
@@ -376,25 +406,33 @@ void ik_bf16_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, uint1
     pack_b_portable(b, ldb, k, n, packed);
 }
 
-void ik_gemm_bf16(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *a, const uint16_t *packed,
-                  float *c, ptrdiff_t ldc, const float *bias, int accumulate) {
+void ik_gemm_bf16_sums(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *a, const uint16_t *packed,
+                       float *c, ptrdiff_t ldc, const float *bias, int accumulate, double *sums) {
     if (m <= 0 || n <= 0) return;
+#if defined(__x86_64__) || defined(__i386__)
+    /* The packers need rows contiguous in K (col_step 1) or rows adjacent in memory on one line. */
+    if (k > 0 && ik_bf16_native() && (a->col_step == 1 || (a->row_step == 1 && a->line_len >= m && a->image_rows <= 0))) {
+        gemm_avx512(m, k, n, a, packed, c, ldc, bias, accumulate, sums);
+        return;
+    }
+#endif
     if (k <= 0) {
         if (!accumulate)
             for (ptrdiff_t i = 0; i < m; i++)
                 for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = bias ? bias[j] : 0.0f;
-        return;
+    } else {
+        const ptrdiff_t kp = (k + 1) / 2 * 2;
+        for (ptrdiff_t k0 = 0; k0 < k; k0 += BF_KC) {
+            const ptrdiff_t kc = k - k0 < BF_KC ? k - k0 : BF_KC;
+            block_portable(a, m, k0, kc, n, packed, kp, c, ldc, bias, accumulate || k0 > 0);
+        }
     }
-#if defined(__x86_64__) || defined(__i386__)
-    /* The packers need rows contiguous in K (col_step 1) or rows adjacent in memory on one line. */
-    if (ik_bf16_native() && (a->col_step == 1 || (a->row_step == 1 && a->line_len >= m && a->image_rows <= 0))) {
-        gemm_avx512(m, k, n, a, packed, c, ldc, bias, accumulate);
-        return;
-    }
-#endif
-    const ptrdiff_t kp = (k + 1) / 2 * 2;
-    for (ptrdiff_t k0 = 0; k0 < k; k0 += BF_KC) {
-        const ptrdiff_t kc = k - k0 < BF_KC ? k - k0 : BF_KC;
-        block_portable(a, m, k0, kc, n, packed, kp, c, ldc, bias, accumulate || k0 > 0);
-    }
+    if (sums)
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t j = 0; j < n; j++) { const double v = c[i * ldc + j]; sums[j] += v; sums[n + j] += v * v; }
+}
+
+void ik_gemm_bf16(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *a, const uint16_t *packed,
+                  float *c, ptrdiff_t ldc, const float *bias, int accumulate) {
+    ik_gemm_bf16_sums(m, k, n, a, packed, c, ldc, bias, accumulate, NULL);
 }

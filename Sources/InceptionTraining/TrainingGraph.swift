@@ -636,6 +636,8 @@ final class ConvNode {
     // Per step.
     private(set) var weights: [Float] = []   // (KH·KW·CI) × total, the units' columns side by side
     private(set) var mean: [Float] = [], variance: [Float] = [], scale: [Float] = [], beta: [Float] = []
+    /// The bfloat16 kernel's per-task statistics (reused step after step).
+    private let columnSums = ColumnSums()
 
     /// `fullyConnected`: biases and ReLU whatever the model's normalization (the auxiliary heads'
     /// fully connected layer).
@@ -680,12 +682,14 @@ final class ConvNode {
         }
         let z = wide.slab(wide.z.pointer, columns)
         if batchNorm {
-            TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "fwd conv 1x1" : "fwd conv kxk", layer: units[0].path)) {
+            // With bfloat16 products the kernel sums the statistics as it stores Z.
+            let moments = TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "fwd conv 1x1" : "fwd conv kxk",
+                                                                        layer: units[0].path)) {
                 weights.withUnsafeBufferPointer {
-                    ConvolutionGradient.forward(input: x, hwio: $0.baseAddress!, window: window, bias: nil, into: z)
+                    ConvolutionGradient.forwardWithMoments(input: x, hwio: $0.baseAddress!, window: window, into: z, sums: columnSums)
                 }
             }
-            (mean, variance) = TrainingProfile.measure("fwd bn moments") { BatchNormTraining.moments(z) }
+            (mean, variance) = TrainingProfile.measure("fwd bn moments") { moments ?? BatchNormTraining.moments(z) }
             beta = concatenated(graph) { $0.beta }
             scale = BatchNormTraining.scale(variance: variance, gamma: hasGamma ? concatenated(graph) { $0.gamma } : nil,
                                             epsilon: epsilon)

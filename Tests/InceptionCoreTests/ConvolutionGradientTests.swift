@@ -93,6 +93,7 @@ final class ConvolutionGradientTests: XCTestCase {
                                                               into: dxSlab, accumulate: true)
                         }
                         ConvolutionGradient.weightGradient(input: xSlab, outputGradient: dzSlab, window: c.window, into: wob.baseAddress!)
+                        if bfloat16 { checkEpilogueMoments(xSlab, wb.baseAddress!, c, oh: oh, ow: ow, tag: tag, file: file, line: line) }
                     } }
                     } } }
                     } }
@@ -190,6 +191,33 @@ final class ConvolutionGradientTests: XCTestCase {
             Case(n: 7, h: 8, w: 7, ci: 5, co: 9, window: Window2D(3, stride: 2), zStride: 11),
         ]
         for c in cases { check(c, nil, bfloat16: true) }
+    }
+
+    /// With bfloat16 products the forward of a batch-normed convolution also returns Z's
+    /// per-channel mean and biased variance, summed by the kernel as it stores Z: they must be
+    /// those of the Z it stored (each path and kernel has its own epilogue).
+    private func checkEpilogueMoments(_ x: ActivationSlab, _ w: UnsafePointer<Float>, _ c: Case, oh: Int, ow: Int, tag: String,
+                                      file: StaticString, line: UInt) {
+        let zs = max(c.zStride, c.co), pixels = c.n * oh * ow
+        var z = [Float](repeating: .nan, count: pixels * zs)
+        let sums = ColumnSums()
+        for round in 0..<2 {  // the second reuses the working memory, which must start from zero again
+            guard let (mean, variance) = z.withUnsafeMutableBufferPointer({
+                ConvolutionGradient.forwardWithMoments(input: x, hwio: w, window: c.window,
+                                                       into: ActivationSlab(base: $0.baseAddress!, batch: c.n, height: oh, width: ow,
+                                                                            channels: c.co, stride: zs), sums: sums)
+            }) else { return XCTFail("\(tag): no moments with bfloat16 products", file: file, line: line) }
+            for o in 0..<c.co {
+                let values = (0..<pixels).map { Double(z[$0 * zs + o]) }
+                let m = values.reduce(0, +) / Double(pixels)
+                let v = values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(pixels)
+                let scale = values.reduce(0) { $0 + $1 * $1 } / Double(pixels)
+                XCTAssertEqual(Double(mean[o]), m, accuracy: 1e-6 * scale.squareRoot() + 1e-12, "\(tag) round \(round): mean of channel \(o)",
+                               file: file, line: line)
+                XCTAssertEqual(Double(variance[o]), v, accuracy: 1e-5 * scale + 1e-12, "\(tag) round \(round): variance of channel \(o)",
+                               file: file, line: line)
+            }
+        }
     }
 
     /// bfloat16 rounding as the kernels do it: to nearest, ties to even.

@@ -147,6 +147,12 @@ typedef struct {
  * for disjoint parts of C (the packed A block is per thread). */
 void ik_gemm_bf16(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *a, const uint16_t *packed,
                   float *c, ptrdiff_t ldc, const float *bias, int accumulate);
+/* ik_gemm_bf16, also adding each column's Σ C[i, j] to sums[j] and Σ C[i, j]² to sums[n + j]
+ * (2n Doubles) for the rows computed, from the values as they are stored (the kernel's epilogue:
+ * float over a 12-row register tile, then Double): batch norm's statistics of a convolution's
+ * output without reading it again. */
+void ik_gemm_bf16_sums(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_operand *a, const uint16_t *packed,
+                       float *c, ptrdiff_t ldc, const float *bias, int accumulate, double *sums);
 
 /* ---- Winograd F(m×m, 3×3) convolution, stride 1 (winograd.c) ----
  *

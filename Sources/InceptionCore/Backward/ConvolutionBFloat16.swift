@@ -46,6 +46,47 @@ struct BFloat16Matrix {
     }
 }
 
+/// Σ and Σ² of each output column of a bfloat16 product, summed by the kernel's epilogue as it
+/// stores them, one slot per parallel task (so the totals, added in task order, do not depend on
+/// which thread ran what): batch norm's statistics without another pass over Z.
+/// Reusable: keep one per layer, and its memory serves every step.
+public final class ColumnSums {
+    private(set) var columns = 0
+    private var storage = UnsafeMutableBufferPointer<Double>(start: nil, count: 0)
+    private var tasks = 0
+
+    public init() {}
+    deinit { if storage.baseAddress != nil { storage.deallocate() } }
+
+    /// Zeroed slots for `tasks` tasks of `columns` columns.
+    func reserve(tasks: Int, columns: Int) {
+        let needed = max(1, tasks * 2 * columns)
+        if storage.count < needed {
+            if storage.baseAddress != nil { storage.deallocate() }
+            storage = .allocate(capacity: needed)
+        }
+        UnsafeMutableBufferPointer(rebasing: storage[0..<needed]).update(repeating: 0)
+        self.tasks = tasks
+        self.columns = columns
+    }
+
+    /// Task `t`'s Σ (columns Doubles) then Σ² (columns Doubles).
+    func slot(_ t: Int) -> UnsafeMutablePointer<Double> { storage.baseAddress! + t * 2 * columns }
+
+    /// Per-column mean and biased variance over `count` rows.
+    func moments(count: Int) -> (mean: [Float], variance: [Float]) {
+        var mean = [Float](repeating: 0, count: columns), variance = mean
+        for j in 0..<columns {
+            var s1 = 0.0, s2 = 0.0
+            for t in 0..<tasks { s1 += storage[t * 2 * columns + j]; s2 += storage[t * 2 * columns + columns + j] }
+            let m = s1 / Double(count)
+            mean[j] = Float(m)
+            variance[j] = Float(max(s2 / Double(count) - m * m, 0))
+        }
+        return (mean, variance)
+    }
+}
+
 /// The A operand of `ik_gemm_bf16` for rows of a slab (one pixel per row, K contiguous channels).
 private func plainRows(_ base: UnsafePointer<Float>, rows: Int, stride: Int, k: Int) -> ik_bf16_operand {
     ik_bf16_operand(a: base, line_len: max(rows, 1), line_stride: 0, row_step: stride, seg_len: max(k, 1), seg_stride: 0,
@@ -56,18 +97,35 @@ extension ConvolutionGradient {
     /// Rows per task when a bfloat16 product is split by rows: 8 register tiles (one packed A block).
     static let bfloat16RowChunk = 96
 
-    /// ``forward(input:hwio:window:bias:into:)`` in bfloat16 products.
+    /// ``forward(input:hwio:window:bias:into:)`` in bfloat16 products; with `sums`, also each
+    /// output channel's Σ and Σ².
     static func forwardBFloat16(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
-                                bias: UnsafePointer<Float>?, into z: ActivationSlab) {
+                                bias: UnsafePointer<Float>?, into z: ActivationSlab, sums: ColumnSums? = nil) {
         guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width) else {
             preconditionFailure("convolution \(window) does not fit a \(x.height)x\(x.width) input")
         }
         if let flat = fullyConnectedView(x, g) {
-            return forwardBFloat16(input: flat, hwio: w, window: Window2D(1), bias: bias, into: z)
+            return forwardBFloat16(input: flat, hwio: w, window: Window2D(1), bias: bias, into: z, sums: sums)
         }
         let k = window.kernelHeight * window.kernelWidth * x.channels
         let packed = BFloat16Matrix(w, ldb: z.channels, rows: k, columns: z.channels)
-        convolveBFloat16(input: x, weights: packed, geometry: g, bias: bias, into: z, accumulate: false)
+        convolveBFloat16(input: x, weights: packed, geometry: g, bias: bias, into: z, accumulate: false, sums: sums)
+    }
+
+    /// The forward of a convolution that batch norm follows (no bias): Z = conv(X, W), and, when
+    /// the products run in bfloat16 (``BFloat16Training``), Z's per-channel mean and biased
+    /// variance, summed in the kernel's epilogue as Z is stored, so that
+    /// ``BatchNormTraining/moments(_:)`` need not read Z again. nil in float32, where the caller
+    /// computes them (with a shifted sum, as the parity with TF-slim was measured).
+    /// `sums` is working memory, kept by the caller from call to call.
+    public static func forwardWithMoments(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
+                                          into z: ActivationSlab, sums: ColumnSums) -> (mean: [Float], variance: [Float])? {
+        guard BFloat16Training.isEnabled else {
+            forward(input: x, hwio: w, window: window, bias: nil, into: z)
+            return nil
+        }
+        forwardBFloat16(input: x, hwio: w, window: window, bias: nil, into: z, sums: sums)
+        return sums.moments(count: z.pixels)
     }
 
     /// ``inputGradient(outputGradient:hwio:window:into:accumulate:workspace:)`` in bfloat16
@@ -112,7 +170,8 @@ extension ConvolutionGradient {
     /// whatever the row length: the product's M is the whole band, so short rows cost nothing
     /// extra); anything else gathers receptive fields (``SlabGather``).
     static func convolveBFloat16(input x: ActivationSlab, weights: BFloat16Matrix, geometry g: WindowGeometry,
-                                 bias: UnsafePointer<Float>?, into z: ActivationSlab, accumulate: Bool) {
+                                 bias: UnsafePointer<Float>?, into z: ActivationSlab, accumulate: Bool,
+                                 sums: ColumnSums? = nil) {
         let w = g.window, ci = x.channels, co = z.channels
         let k = w.kernelHeight * w.kernelWidth * ci
         precondition(weights.rows == k && weights.columns == co, "weights \(weights.rows)x\(weights.columns) do not fit")
@@ -122,17 +181,19 @@ extension ConvolutionGradient {
             let packed = storage.baseAddress!
             if w.isPointwise {
                 let chunk = ConvolutionGradient.bfloat16RowChunk
-                Parallel.forEach(count: (z.pixels + chunk - 1) / chunk) { task in
+                let tasks = (z.pixels + chunk - 1) / chunk
+                sums?.reserve(tasks: tasks, columns: co)
+                Parallel.forEach(count: tasks) { task in
                     let start = task * chunk, rows = min(chunk, z.pixels - start)
                     var a = plainRows(x.row(start), rows: rows, stride: x.stride, k: ci)
-                    ik_gemm_bf16(rows, k, co, &a, packed, z.row(start), z.stride, bias, accumulate ? 1 : 0)
+                    ik_gemm_bf16_sums(rows, k, co, &a, packed, z.row(start), z.stride, bias, accumulate ? 1 : 0, sums?.slot(task))
                 }
                 return
             }
             guard g.padTop >= 0 && g.padLeft >= 0 else {
                 let gather = SlabGather(source: x, geometry: g)
                 multiplyGatheredBFloat16(m: z.pixels, k: k, gatherRows: gather.rows, packed: packed, columns: co,
-                                         into: z, bias: bias, accumulate: accumulate)
+                                         into: z, bias: bias, accumulate: accumulate, sums: sums)
                 return
             }
             // Bands of output rows of one image, their input rows copied zero-padded into scratch
@@ -151,6 +212,7 @@ extension ConvolutionGradient {
                 : max(1, min((192 + oh * ow - 1) / (oh * ow), (1 << 17) / imageFloats,
                              (x.batch + 2 * Parallel.threadCount - 1) / (2 * Parallel.threadCount)))
             let tasks = imagesPerTask > 1 ? (x.batch + imagesPerTask - 1) / imagesPerTask : x.batch * bandsPerImage
+            sums?.reserve(tasks: tasks, columns: co)
             Parallel.forEach(count: tasks) { task in
                 let image = imagesPerTask > 1 ? task * imagesPerTask : task / bandsPerImage
                 let images = imagesPerTask > 1 ? min(imagesPerTask, x.batch - image) : 1
@@ -164,7 +226,8 @@ extension ConvolutionGradient {
                 var a = ik_bf16_operand(a: band, line_len: ow, line_stride: w.strideHeight * rowFloats, row_step: w.strideWidth * ci,
                                         seg_len: w.kernelWidth * ci, seg_stride: rowFloats, col_step: 1,
                                         image_rows: images > 1 ? oh * ow : 0, image_columns: 0, image_stride: imageFloats)
-                ik_gemm_bf16(images * rows * ow, k, co, &a, packed, z.row((image * oh + oy0) * ow), z.stride, bias, accumulate ? 1 : 0)
+                ik_gemm_bf16_sums(images * rows * ow, k, co, &a, packed, z.row((image * oh + oy0) * ow), z.stride, bias,
+                                  accumulate ? 1 : 0, sums?.slot(task))
             }
         }
     }
@@ -173,14 +236,16 @@ extension ConvolutionGradient {
     /// a 96-row block at a time.
     private static func multiplyGatheredBFloat16(m: Int, k: Int, gatherRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void,
                                                  packed: UnsafePointer<UInt16>, columns co: Int, into z: ActivationSlab,
-                                                 bias: UnsafePointer<Float>?, accumulate: Bool) {
+                                                 bias: UnsafePointer<Float>?, accumulate: Bool, sums: ColumnSums? = nil) {
         let chunk = bfloat16RowChunk
-        Parallel.forEach(count: (m + chunk - 1) / chunk) { task in
+        let tasks = (m + chunk - 1) / chunk
+        sums?.reserve(tasks: tasks, columns: co)
+        Parallel.forEach(count: tasks) { task in
             let start = task * chunk, rows = min(chunk, m - start)
             guard let buffer = ik_thread_scratch(max(1, rows * k)) else { fatalError("out of memory") }
             gatherRows(start, rows, buffer)
             var a = plainRows(buffer, rows: rows, stride: k, k: k)
-            ik_gemm_bf16(rows, k, co, &a, packed, z.row(start), z.stride, bias, accumulate ? 1 : 0)
+            ik_gemm_bf16_sums(rows, k, co, &a, packed, z.row(start), z.stride, bias, accumulate ? 1 : 0, sums?.slot(task))
         }
     }
 
