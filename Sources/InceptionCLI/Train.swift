@@ -183,7 +183,7 @@ func pct(_ x: Double?) -> String { x.map { String(format: "%.1f%%", 100 * $0) } 
 /// Help for the training commands' `--bf16` flag.
 let bfloat16TrainingHelp = "Mixed precision: every convolution's products (forward and both gradients) take operands "
     + "rounded to bfloat16 and sum in float32, as PyTorch's CPU autocast does; weights, batch norm and the optimizer "
-    + "stay float32. ~1.35x faster steps on CPUs with AVX512-BF16 (required), but gradients a few percent from "
+    + "stay float32. ~1.5x faster steps on CPUs with AVX512-BF16 (required), but gradients a few percent from "
     + "float32 (8 significant bits per operand), so it is off by default. Takes precedence over --winograd."
 
 /// Turns on ``BFloat16Training`` for `--bf16`, refusing on CPUs without AVX512-BF16 (the portable
