@@ -261,8 +261,10 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
         }
         return;
     }
-    /* Rows adjacent in memory (row_step 1, one line): a pair's 12 rows are 12 adjacent floats of
-     * column 2q and 12 of column 2q+1, interleaved into 12 dwords. */
+    /* Rows adjacent in memory (row_step 1): a pair's 12 rows are 12 adjacent floats of column 2q
+     * and 12 of column 2q+1, interleaved into 12 dwords. Lines of at least 12 rows (a weight
+     * gradient's kernel rows, one after another) put a tile on at most two lines: its first
+     * `split` rows from one, the rest from the next, merged by two masked loads. */
     *rs = 1; *qs = BF_MR;
     const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -271,14 +273,23 @@ IK_BF16 static void pack_a_avx512(const ik_bf16_operand *a, ptrdiff_t m0, ptrdif
     walk col = walk_columns(a, k0);
     for (ptrdiff_t j = 0; j < kc; j++, walk_next(&col)) columns[j] = walk_offset(&col);
     for (ptrdiff_t t = 0; t < tiles; t++) {
+        const ptrdiff_t i0 = m0 + t * BF_MR;
         const ptrdiff_t rows = mc - t * BF_MR >= BF_MR ? BF_MR : mc - t * BF_MR;
-        const __mmask16 mask = (__mmask16)((1u << rows) - 1u);
-        const float *base = a->a + row_offset(a, m0 + t * BF_MR);
+        const ptrdiff_t left = a->line_len - i0 % a->line_len;  /* rows before the line ends */
+        const ptrdiff_t split = rows < left ? rows : left;
+        const __mmask16 first = (__mmask16)((1u << split) - 1u), second = (__mmask16)(((1u << rows) - 1u) & ~first);
+        const float *base = a->a + row_offset(a, i0);
+        /* Lane l ≥ split is row i0 + l, on the next line: at next + (l − split). */
+        const float *next = second ? a->a + row_offset(a, i0 + split) - split : base;
         uint32_t *tile = out + t * pairs * BF_MR;
         for (ptrdiff_t q = 0; q < pairs; q++) {
             const ptrdiff_t kk = 2 * q;
-            const __m512 c0 = _mm512_maskz_loadu_ps(mask, base + columns[kk]);
-            const __m512 c1 = kk + 1 < kc ? _mm512_maskz_loadu_ps(mask, base + columns[kk + 1]) : _mm512_setzero_ps();
+            __m512 c0 = _mm512_maskz_loadu_ps(first, base + columns[kk]);
+            __m512 c1 = kk + 1 < kc ? _mm512_maskz_loadu_ps(first, base + columns[kk + 1]) : _mm512_setzero_ps();
+            if (second) {
+                c0 = _mm512_mask_loadu_ps(c0, second, next + columns[kk]);
+                if (kk + 1 < kc) c1 = _mm512_mask_loadu_ps(c1, second, next + columns[kk + 1]);
+            }
             const __m512i v = _mm512_permutexvar_epi16(interleave, convert32(c0, c1));
             _mm512_mask_storeu_epi32(tile + q * BF_MR, 0x0FFF, v);
         }
@@ -410,8 +421,10 @@ void ik_gemm_bf16_sums(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, const ik_bf16_oper
                        float *c, ptrdiff_t ldc, const float *bias, int accumulate, double *sums) {
     if (m <= 0 || n <= 0) return;
 #if defined(__x86_64__) || defined(__i386__)
-    /* The packers need rows contiguous in K (col_step 1) or rows adjacent in memory on one line. */
-    if (k > 0 && ik_bf16_native() && (a->col_step == 1 || (a->row_step == 1 && a->line_len >= m && a->image_rows <= 0))) {
+    /* The packers need rows contiguous in K (col_step 1) or rows adjacent in memory on lines of
+     * at least a tile (or one line). */
+    if (k > 0 && ik_bf16_native() &&
+        (a->col_step == 1 || (a->row_step == 1 && (a->line_len >= m || a->line_len >= BF_MR) && a->image_rows <= 0))) {
         gemm_avx512(m, k, n, a, packed, c, ldc, bias, accumulate, sums);
         return;
     }

@@ -126,8 +126,8 @@ static void weight_gradient_band(double target) {
 
 /* The bfloat16 products (ik_gemm_bf16) of one image's kk×kk, stride-st convolution, both ways
  * training runs them: the forward on a zero-padded band (ph×pw×ci) read in place (M = oh lines of
- * ow pixels, K = kk kernel-row segments of kk·ci), and the weight gradient per kernel row (A =
- * Xpadᵀ: rows adjacent in memory, columns pixels). Errors are against float64 on the
+ * ow pixels, K = kk kernel-row segments of kk·ci), and the weight gradient (A = Xpadᵀ: rows
+ * adjacent in memory, kk lines of kk·ci of them, columns pixels). Errors are against float64 on the
  * bf16-rounded operands, relative to Σ|products|. */
 static void bf16_band(const char *name, long ph, long pw, long ci, long co, long kk, long st, long oh, long ow,
                       double target) {
@@ -161,15 +161,16 @@ static void bf16_band(const char *name, long ph, long pw, long ci, long co, long
     char label[64];
     snprintf(label, sizeof label, "%s bf16", name);
     TIME_ROW(label, px, k, co, fl, worst, target, ik_gemm_bf16(px, k, co, &fwd, pw_, out, co, NULL, 0));
+    /* All kernel rows in one product (lines of kk·ci rows, a padded row apart), as training runs it. */
 #define IK_BF16_TAPS() \
-    for (long r = 0; r < kk; r++) { \
-        const ik_bf16_operand xt = { band + r * row, kk * ci, 0, 1, ow, st * row, st * ci, 0, 0, 0 }; \
-        ik_gemm_bf16(kk * ci, px, co, &xt, pz, dw + r * kk * ci * co, co, NULL, 0); \
-    }
+    do { \
+        const ik_bf16_operand xt = { band, kk * ci, row, 1, ow, st * row, st * ci, 0, 0, 0 }; \
+        ik_gemm_bf16(kk * kk * ci, px, co, &xt, pz, dw, co, NULL, 0); \
+    } while (0)
     IK_BF16_TAPS();
     worst = band_dw_error(band, dz, dw, oh, ow, pw, ci, co, kk, st, round_bf16);
     snprintf(label, sizeof label, "%s dW bf16", name);
-    TIME_ROW(label, kk * ci, px, co, fl, worst, target, IK_BF16_TAPS());
+    TIME_ROW(label, kk * kk * ci, px, co, fl, worst, target, IK_BF16_TAPS());
 #undef IK_BF16_TAPS
     free(band); free(wt); free(out); free(dz); free(dw); free(pw_); free(pz);
 }

@@ -133,8 +133,8 @@ void ik_bf16_pack_transposed_taps(const float *w, ptrdiff_t taps, ptrdiff_t ci, 
  * with i′ = i % image_rows, kk′ = kk % image_columns (or i, kk without the image level):
  * a convolution's windows on padded bands, lines being output rows and segments kernel rows, the
  * image level a batch of small images side by side. The AVX512-BF16 path packs two shapes:
- * col_step = 1 (rows contiguous in K), or row_step = 1 with line_len ≥ m and no row image level
- * (A = Xᵀ of a weight gradient); others run the portable loop. */
+ * col_step = 1 (rows contiguous in K), or row_step = 1 with line_len ≥ min(m, 12) and no row
+ * image level (A = Xᵀ of a weight gradient, kernel rows as lines); others run the portable loop. */
 typedef struct {
     const float *a;
     ptrdiff_t line_len, line_stride, row_step;

@@ -284,15 +284,19 @@ extension ConvolutionGradient {
             chunking.copyInput(of: band, into: input)
             ik_bf16_pack(dz.row(band.firstPixel), dz.stride, band.pixels, co, packed)
             let rowStep = chunking.paddedWidth * ci
-            for r in 0..<kh {
-                // A = the kernel row's windows, transposed: row (kw, c) adjacent floats; column =
-                // output pixel, stride·CI apart, a padded row further at each output row's end.
-                // Several small images: image_columns pixels per image, a copied image apart.
-                var a = ik_bf16_operand(a: input + r * rowStep, line_len: kw * ci, line_stride: 0, row_step: 1,
+            // A = the windows, transposed: row (r, kw, c), a kernel row's KW·CI rows adjacent
+            // floats (a line), the next kernel row a padded row further; column = output pixel,
+            // stride·CI apart, a padded row further at each output row's end. Several small
+            // images: image_columns pixels per image, a copied image apart. One product for all
+            // kernel rows when a line fills a register tile (the packer then joins two lines in a
+            // tile; the stem's 7 rows of 21 are 13 tiles instead of 7 × 2), else one per row.
+            let merged = kw * ci >= 12
+            for r in stride(from: 0, to: kh, by: merged ? kh : 1) {
+                var a = ik_bf16_operand(a: input + r * rowStep, line_len: kw * ci, line_stride: rowStep, row_step: 1,
                                         seg_len: band.outputWidth, seg_stride: sh * rowStep, col_step: sw * ci,
                                         image_rows: 0, image_columns: band.outputRows * band.outputWidth,
                                         image_stride: band.imageFloats)
-                ik_gemm_bf16(kw * ci, band.pixels, co, &a, packed, acc + r * rowFloats, co, nil, first ? 0 : 1)
+                ik_gemm_bf16((merged ? kh : 1) * kw * ci, band.pixels, co, &a, packed, acc + r * rowFloats, co, nil, first ? 0 : 1)
             }
         }
     }
