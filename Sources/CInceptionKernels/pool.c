@@ -139,7 +139,9 @@ IK_POOL_INLINE void pool_rows(const ik_pooling *p, ptrdiff_t row_begin, ptrdiff_
  * For one output pixel and `lanes` × 16 channels from `ch`: the window's maximum (the forward
  * value: read from Y when the caller still has it, else recomputed from X), then dY goes to the
  * first window position, in row-major order, that holds it (TF's CPU MaxPoolGrad on ties).
- * `taken` marks the channels already served. Every step is a whole-vector compare or select. */
+ * `taken` marks the channels already served. Every step is a whole-vector compare or select.
+ * Training passes the positions the forward recorded instead (argmax_grad_lanes): one byte per
+ * output element read, where this reads X at every tap and Y. */
 IK_POOL_INLINE void max_grad_lanes(const int lanes, const ik_max_pool_grad *p, const float *x_image, float *dx_image,
                                    const float *y_pixel, const float *dy_pixel, ptrdiff_t ch,
                                    ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t x0, ptrdiff_t x1) {
