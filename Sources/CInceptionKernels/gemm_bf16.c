@@ -68,22 +68,11 @@ ptrdiff_t ik_bf16_packed_count(ptrdiff_t k, ptrdiff_t n) {
     return ((k + 1) / 2 * 2) * ((n + 15) / 16 * 16);
 }
 
-/* Address of A[i, kk] (see ik_bf16_operand). */
-static inline ptrdiff_t row_offset(const ik_bf16_operand *a, ptrdiff_t i) {
-    ptrdiff_t base = 0;
-    if (a->image_rows > 0) { base = (i / a->image_rows) * a->image_stride; i %= a->image_rows; }
-    return base + (i / a->line_len) * a->line_stride + (i % a->line_len) * a->row_step;
-}
-static inline ptrdiff_t column_offset(const ik_bf16_operand *a, ptrdiff_t kk) {
-    ptrdiff_t base = 0;
-    if (a->image_columns > 0) { base = (kk / a->image_columns) * a->image_stride; kk %= a->image_columns; }
-    return base + (kk / a->seg_len) * a->seg_stride + (kk % a->seg_len) * a->col_step;
-}
-
-/* One index (rows or columns of A) walked a step at a time: the offsets row_offset / column_offset
- * give for i, i + 1, …, without their two to four divisions per element (the packers visit every
- * row of every block and every column of every K block: with 21-float segments, as the stem's
- * 7x7 over 3 channels has, the divisions cost more than the products). */
+/* A's index (see ik_bf16_operand), rows or columns: a walk starts at any i (its offset is that
+ * of A[i, ·] or A[·, i]) and steps to i + 1 without the two to four divisions a fresh start
+ * takes (the packers visit every row of every block and every column of every K block: with
+ * 21-float segments, as the stem's 7x7 over 3 channels has, the divisions cost more than the
+ * products). */
 typedef struct {
     ptrdiff_t len, stride, step, image_len, image_stride;  /* the level's geometry */
     ptrdiff_t image_base, line_base, pos, in_image;        /* where the walk is */
@@ -109,6 +98,16 @@ static inline void walk_next(walk *w) {
     if (w->image_len > 0 && ++w->in_image == w->image_len) {
         w->in_image = 0; w->pos = 0; w->line_base = 0; w->image_base += w->image_stride;
     }
+}
+
+/* Offsets of row i and column kk: A[i, kk] = a->a[row_offset(a, i) + column_offset(a, kk)]. */
+static inline ptrdiff_t row_offset(const ik_bf16_operand *a, ptrdiff_t i) {
+    const walk w = walk_rows(a, i);
+    return walk_offset(&w);
+}
+static inline ptrdiff_t column_offset(const ik_bf16_operand *a, ptrdiff_t kk) {
+    const walk w = walk_columns(a, kk);
+    return walk_offset(&w);
 }
 
 /* ---- portable path ---- */
