@@ -12,7 +12,7 @@
  * channels go 16 at a time (then one at a time), with per-channel vectors (mean, scale, β, the
  * running sums) reloaded from L1 for each row: a row of a wide Inception block is a few hundred
  * channels, too many to keep in registers. */
-#include "inception_kernels.h"
+#include "isa_variants.h"
 #include <string.h>
 
 #pragma clang fp contract(off)
@@ -119,34 +119,18 @@ BN_INLINE void gradient_apply_body(const float *z, ptrdiff_t zs, const float *dy
     }
 }
 
-/* One entry point per pass: the body compiled for each instruction set, chosen like the GEMM. */
-#if defined(__x86_64__) || defined(__i386__)
-#define BN_VARIANTS(name, params, args)                                                   \
-    static void name##_portable params { name##_body args; }                              \
-    __attribute__((target("avx2,fma"))) static void name##_avx2 params { name##_body args; } \
-    __attribute__((target("avx512f"))) static void name##_avx512 params { name##_body args; } \
-    static void name##_dispatch params {                                                  \
-        switch (ik_gemm_isa()) {                                                          \
-        case IK_ISA_AVX512: name##_avx512 args; return;                                   \
-        case IK_ISA_AVX2: name##_avx2 args; return;                                       \
-        default: name##_portable args; return;                                            \
-        }                                                                                 \
-    }
-#else
-#define BN_VARIANTS(name, params, args) static void name##_dispatch params { name##_body args; }
-#endif
-
-BN_VARIANTS(moments, (const float *z, ptrdiff_t stride, ptrdiff_t rows, ptrdiff_t c, const float *shift, double *s1,
+/* One entry point per pass (isa_variants.h). */
+IK_ISA_VARIANTS(moments, (const float *z, ptrdiff_t stride, ptrdiff_t rows, ptrdiff_t c, const float *shift, double *s1,
                       double *s2, float *f1, float *f2),
             (z, stride, rows, c, shift, s1, s2, f1, f2))
-BN_VARIANTS(normalize, (const float *z, ptrdiff_t zs, float *y, ptrdiff_t ys, ptrdiff_t rows, ptrdiff_t c,
+IK_ISA_VARIANTS(normalize, (const float *z, ptrdiff_t zs, float *y, ptrdiff_t ys, ptrdiff_t rows, ptrdiff_t c,
                         const float *mean, const float *scale, const float *beta, int relu),
             (z, zs, y, ys, rows, c, mean, scale, beta, relu))
-BN_VARIANTS(gradient_sums, (const float *z, ptrdiff_t zs, const float *dy, ptrdiff_t gs, ptrdiff_t rows, ptrdiff_t c,
+IK_ISA_VARIANTS(gradient_sums, (const float *z, ptrdiff_t zs, const float *dy, ptrdiff_t gs, ptrdiff_t rows, ptrdiff_t c,
                             const float *mean, const float *scale, const float *beta, int relu, double *sg, double *sgx,
                             float *fg, float *fgx),
             (z, zs, dy, gs, rows, c, mean, scale, beta, relu, sg, sgx, fg, fgx))
-BN_VARIANTS(gradient_apply, (const float *z, ptrdiff_t zs, const float *dy, ptrdiff_t gs, float *dz, ptrdiff_t ds,
+IK_ISA_VARIANTS(gradient_apply, (const float *z, ptrdiff_t zs, const float *dy, ptrdiff_t gs, float *dz, ptrdiff_t ds,
                              ptrdiff_t rows, ptrdiff_t c, const float *mean, const float *scale, const float *beta,
                              int relu, const float *a, const float *k),
             (z, zs, dy, gs, dz, ds, rows, c, mean, scale, beta, relu, a, k))

@@ -4,7 +4,7 @@
  * In C for the reason batchnorm.c gives: in Swift, compiled for baseline x86-64, the square root
  * and the division ran four lanes wide. Every operation is IEEE-exact element by element and
  * contraction is off, so the result does not depend on the vector width. */
-#include "inception_kernels.h"
+#include "isa_variants.h"
 #include <string.h>
 
 #pragma clang fp contract(off)
@@ -54,40 +54,20 @@ OPT_INLINE void adam_body(float *w, const float *g, float *m, float *v, ptrdiff_
     }
 }
 
-#define OPT_RMSPROP_PARAMS (float *w, const float *g, float *ms, float *mom, ptrdiff_t n, float lr, float one_minus_rho, \
-                            float momentum, float epsilon)
-#define OPT_RMSPROP_ARGS (w, g, ms, mom, n, lr, one_minus_rho, momentum, epsilon)
-#define OPT_ADAM_PARAMS (float *w, const float *g, float *m, float *v, ptrdiff_t n, float alpha, float one_minus_beta1, \
-                         float one_minus_beta2, float epsilon)
-#define OPT_ADAM_ARGS (w, g, m, v, n, alpha, one_minus_beta1, one_minus_beta2, epsilon)
+/* One entry point per update (isa_variants.h). */
+IK_ISA_VARIANTS(rmsprop, (float *w, const float *g, float *ms, float *mom, ptrdiff_t n, float lr, float one_minus_rho,
+                          float momentum, float epsilon),
+                (w, g, ms, mom, n, lr, one_minus_rho, momentum, epsilon))
+IK_ISA_VARIANTS(adam, (float *w, const float *g, float *m, float *v, ptrdiff_t n, float alpha, float one_minus_beta1,
+                       float one_minus_beta2, float epsilon),
+                (w, g, m, v, n, alpha, one_minus_beta1, one_minus_beta2, epsilon))
 
-static void rmsprop_portable OPT_RMSPROP_PARAMS { rmsprop_body OPT_RMSPROP_ARGS; }
-static void adam_portable OPT_ADAM_PARAMS { adam_body OPT_ADAM_ARGS; }
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2"))) static void rmsprop_avx2 OPT_RMSPROP_PARAMS { rmsprop_body OPT_RMSPROP_ARGS; }
-__attribute__((target("avx512f"))) static void rmsprop_avx512 OPT_RMSPROP_PARAMS { rmsprop_body OPT_RMSPROP_ARGS; }
-__attribute__((target("avx2"))) static void adam_avx2 OPT_ADAM_PARAMS { adam_body OPT_ADAM_ARGS; }
-__attribute__((target("avx512f"))) static void adam_avx512 OPT_ADAM_PARAMS { adam_body OPT_ADAM_ARGS; }
-#endif
-
-void ik_rmsprop_update OPT_RMSPROP_PARAMS {
-    if (n <= 0) return;
-    switch (ik_gemm_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: rmsprop_avx512 OPT_RMSPROP_ARGS; return;
-    case IK_ISA_AVX2: rmsprop_avx2 OPT_RMSPROP_ARGS; return;
-#endif
-    default: rmsprop_portable OPT_RMSPROP_ARGS; return;
-    }
+void ik_rmsprop_update(float *w, const float *g, float *ms, float *mom, ptrdiff_t n, float lr, float one_minus_rho,
+                       float momentum, float epsilon) {
+    if (n > 0) rmsprop_dispatch(w, g, ms, mom, n, lr, one_minus_rho, momentum, epsilon);
 }
 
-void ik_adam_update OPT_ADAM_PARAMS {
-    if (n <= 0) return;
-    switch (ik_gemm_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: adam_avx512 OPT_ADAM_ARGS; return;
-    case IK_ISA_AVX2: adam_avx2 OPT_ADAM_ARGS; return;
-#endif
-    default: adam_portable OPT_ADAM_ARGS; return;
-    }
+void ik_adam_update(float *w, const float *g, float *m, float *v, ptrdiff_t n, float alpha, float one_minus_beta1,
+                    float one_minus_beta2, float epsilon) {
+    if (n > 0) adam_dispatch(w, g, m, v, n, alpha, one_minus_beta1, one_minus_beta2, epsilon);
 }
