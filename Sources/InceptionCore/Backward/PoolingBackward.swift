@@ -37,20 +37,8 @@ public enum PoolingGradient {
         let g = window.geometry(inputHeight: x.height, inputWidth: x.width)!
         precondition(dx.batch == x.batch && dx.height == x.height && dx.width == x.width && dx.channels == x.channels)
         precondition(dy.batch == x.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == x.channels)
-        let desc = ik_max_pool_grad(
-            input: x.base, input_stride: x.stride, output: output?.base, output_stride: output?.stride ?? 0,
-            argmax: nil, channels: x.channels, grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
-            height: x.height, width: x.width, kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
-            stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
-            out_height: g.outputHeight, out_width: g.outputWidth, zero_first: accumulate ? 0 : 1)
-        // The kernel is C (`pool.c`), vectorised for the active instruction set like the forward.
-        let blocks = ChannelBlocks(channels: x.channels, images: x.batch)
-        withUnsafePointer(to: desc) { p in
-            Parallel.forEach(count: blocks.tasks) { task in
-                let (b, c0, c1) = blocks.task(task)
-                ik_max_pool_backward(p, b, c0, c1)
-            }
-        }
+        maxPoolGradient(input: x, output: output, argmax: nil, outputGradient: dy, window: window, geometry: g,
+                        into: dx, accumulate: accumulate)
     }
 
     /// dX of max pooling from the window positions the forward recorded (`argmax`, as
@@ -62,9 +50,18 @@ public enum PoolingGradient {
                                             into dx: ActivationSlab, accumulate: Bool) {
         let g = window.geometry(inputHeight: dx.height, inputWidth: dx.width)!
         precondition(dy.batch == dx.batch && dy.height == g.outputHeight && dy.width == g.outputWidth && dy.channels == dx.channels)
+        maxPoolGradient(input: nil, output: nil, argmax: argmax, outputGradient: dy, window: window, geometry: g,
+                        into: dx, accumulate: accumulate)
+    }
+
+    /// Both routes: the C kernel (`pool.c`, vectorised for the active instruction set like the
+    /// forward) over (image, block of channels) tasks.
+    private static func maxPoolGradient(input x: ActivationSlab?, output: ActivationSlab?, argmax: UnsafePointer<UInt8>?,
+                                        outputGradient dy: ActivationSlab, window: Window2D, geometry g: WindowGeometry,
+                                        into dx: ActivationSlab, accumulate: Bool) {
         let desc = ik_max_pool_grad(
-            input: nil, input_stride: 0, output: nil, output_stride: 0, argmax: argmax, channels: dx.channels,
-            grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
+            input: x?.base, input_stride: x?.stride ?? 0, output: output?.base, output_stride: output?.stride ?? 0,
+            argmax: argmax, channels: dx.channels, grad: dy.base, grad_stride: dy.stride, dx: dx.base, dx_stride: dx.stride,
             height: dx.height, width: dx.width, kernel_h: window.kernelHeight, kernel_w: window.kernelWidth,
             stride_h: window.strideHeight, stride_w: window.strideWidth, pad_top: g.padTop, pad_left: g.padLeft,
             out_height: g.outputHeight, out_width: g.outputWidth, zero_first: accumulate ? 0 : 1)
