@@ -42,14 +42,13 @@ final class BatchNormKernelTests: XCTestCase {
         let z = (0..<(rows * stride)).map { i in Float.random(in: -1...1, using: &rng) * Float(1 + i % stride % 4) + 2 }
         let dy = (0..<(rows * stride)).map { _ in Float.random(in: -1...1, using: &rng) }
         let beta = (0..<channels).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
-        let savedKernel = GEMM.kernel
-        defer { GEMM.kernel = savedKernel }
         for relu in [true, false] {
-            GEMM.kernel = .portable
-            let reference = run(z: z, dy: dy, beta: beta, relu: relu)
-            for kernel in GEMM.Kernel.allCases where GEMM.isSupported(kernel) {
-                GEMM.kernel = kernel
-                XCTAssertEqual(run(z: z, dy: dy, beta: beta, relu: relu).differences(from: reference), [], "\(kernel) relu \(relu)")
+            var reference: Passes!
+            withKernel(.portable) { reference = run(z: z, dy: dy, beta: beta, relu: relu) }
+            for kernel in GEMM.Kernel.allCases {
+                withKernel(kernel) {
+                    XCTAssertEqual(run(z: z, dy: dy, beta: beta, relu: relu).differences(from: reference), [], "\(kernel) relu \(relu)")
+                }
             }
             // The definitions, in Double: statistics, Y, and TF's fused gradient.
             for c in 0..<channels {

@@ -10,6 +10,21 @@ final class OptimizerUpdateTests: XCTestCase {
         return (0..<37).map { _ in Float.random(in: range, using: &rng) }
     }
 
+    /// Runs `update` on copies of the weights and two slots with every instruction set, and
+    /// compares the three results' bits with `expected`.
+    func check(weights: [Float], slots: ([Float], [Float]), expected: [[Float]], names: [String],
+               update: (inout [Float], inout [Float], inout [Float]) -> Void) {
+        for kernel in GEMM.Kernel.allCases {
+            withKernel(kernel) {
+                var w = weights, a = slots.0, b = slots.1
+                update(&w, &a, &b)
+                for (name, (got, want)) in zip(names, zip([w, a, b], expected)) {
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(kernel) \(name)")
+                }
+            }
+        }
+    }
+
     func testRMSPropIsTFsFormulaOnEveryInstructionSet() {
         let (w0, g, ms0, mom0) = (values(1, -1...1), values(2, -1...1), values(3, 0...2), values(4, -0.1...0.1))
         let (lr, decay, momentum, epsilon): (Float, Float, Float, Float) = (0.01, 0.9, 0.9, 1.0)
@@ -19,16 +34,9 @@ final class OptimizerUpdateTests: XCTestCase {
             emom[i] = emom[i] * momentum + (g[i] * lr) / (ems[i] + epsilon).squareRoot()
             ew[i] -= emom[i]
         }
-        let saved = GEMM.kernel
-        defer { GEMM.kernel = saved }
-        for kernel in GEMM.Kernel.allCases where GEMM.isSupported(kernel) {
-            GEMM.kernel = kernel
-            var w = w0, ms = ms0, mom = mom0
-            OptimizerUpdate.rmsprop(value: &w, gradient: g, meanSquare: &ms, momentumSlot: &mom, count: 37,
+        check(weights: w0, slots: (ms0, mom0), expected: [ew, ems, emom], names: ["weights", "mean square", "momentum"]) {
+            OptimizerUpdate.rmsprop(value: &$0, gradient: g, meanSquare: &$1, momentumSlot: &$2, count: 37,
                                     learningRate: lr, decay: decay, momentum: momentum, epsilon: epsilon)
-            XCTAssertEqual(w.map(\.bitPattern), ew.map(\.bitPattern), "\(kernel) weights")
-            XCTAssertEqual(ms.map(\.bitPattern), ems.map(\.bitPattern), "\(kernel) mean square")
-            XCTAssertEqual(mom.map(\.bitPattern), emom.map(\.bitPattern), "\(kernel) momentum")
         }
     }
 
@@ -41,16 +49,9 @@ final class OptimizerUpdateTests: XCTestCase {
             ev[i] += (g[i] * g[i] - ev[i]) * (1 - beta2)
             ew[i] -= (em[i] * alpha) / (ev[i].squareRoot() + epsilon)
         }
-        let saved = GEMM.kernel
-        defer { GEMM.kernel = saved }
-        for kernel in GEMM.Kernel.allCases where GEMM.isSupported(kernel) {
-            GEMM.kernel = kernel
-            var w = w0, m = m0, v = v0
-            OptimizerUpdate.adam(value: &w, gradient: g, firstMoment: &m, secondMoment: &v, count: 37,
+        check(weights: w0, slots: (m0, v0), expected: [ew, em, ev], names: ["weights", "first moment", "second moment"]) {
+            OptimizerUpdate.adam(value: &$0, gradient: g, firstMoment: &$1, secondMoment: &$2, count: 37,
                                  alpha: alpha, beta1: beta1, beta2: beta2, epsilon: epsilon)
-            XCTAssertEqual(w.map(\.bitPattern), ew.map(\.bitPattern), "\(kernel) weights")
-            XCTAssertEqual(m.map(\.bitPattern), em.map(\.bitPattern), "\(kernel) first moment")
-            XCTAssertEqual(v.map(\.bitPattern), ev.map(\.bitPattern), "\(kernel) second moment")
         }
     }
 }
