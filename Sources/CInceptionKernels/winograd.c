@@ -119,6 +119,30 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
     }
 }
 
+void ik_winograd_output_gradient(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride) {
+    if (count <= 0) return;
+    switch (ik_gemm_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case IK_ISA_AVX512: ik_wg_gradient_avx512(w, t0, count, u, ustride); return;
+    case IK_ISA_AVX2: ik_wg_gradient_avx2(w, t0, count, u, ustride); return;
+#endif
+    default: ik_wg_gradient_portable(w, t0, count, u, ustride); return;
+    }
+}
+
+void ik_winograd_weight_gradient(int m, const float *mm, ptrdiff_t groups, ptrdiff_t group_stride,
+                                 ptrdiff_t ci, ptrdiff_t co, ptrdiff_t c0, ptrdiff_t c1, float *dw) {
+    if (c0 >= c1 || co <= 0 || groups <= 0) return;
+    const int t = m == 2 ? 2 : 4;
+    switch (ik_gemm_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case IK_ISA_AVX512: ik_wg_weight_gradient_avx512(t, mm, groups, group_stride, ci, co, c0, c1, dw); return;
+    case IK_ISA_AVX2: ik_wg_weight_gradient_avx2(t, mm, groups, group_stride, ci, co, c0, c1, dw); return;
+#endif
+    default: ik_wg_weight_gradient_portable(t, mm, groups, group_stride, ci, co, c0, c1, dw); return;
+    }
+}
+
 void ik_winograd_weights(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
                          float *u, ptrdiff_t weight_stride) {
     if (ci <= 0 || co <= 0) return;

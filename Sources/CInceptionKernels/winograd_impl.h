@@ -159,6 +159,95 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, 
     }
 }
 
+/* ---- The weight gradient (training): dW = Gᵀ [Σ_tiles (A h Aᵀ) ⊙ (Bᵀ d B)] G ----
+ * The forward's y = Aᵀ[(G g) ⊙ (Bᵀ d)] is the bilinear form of Σ_i h_i y_i = Σ_k (A h)_k (G g)_k (Bᵀ d)_k;
+ * read as a function of g it gives the correlation of the patch d with an m-tap h:
+ * Σ_i h_i d_{i+j} = [Gᵀ((A h) ⊙ (Bᵀ d))]_j. So with h a tile of dZ and d its input patch, the
+ * same input transform V = Bᵀ d B, a dZ transform A h Aᵀ and, once per step, Gᵀ M G give dW. */
+
+/* m values h (stride s) to alpha values A h (stride os); A is the output transform's Aᵀ transposed.
+ * F(2×2): A h = (h0, h0 + h1, h0 − h1, −h1).
+ * F(4×4): A h = (h0, e + o, e − o, e4 + o8, e4 − o8, h3), e = h0 + h2, o = h1 + h3,
+ *         e4 = h0 + 4 h2, o8 = 2 h1 + 8 h3. */
+IK_WG_FN void IK_WG_NAME(ik_wg_a_column)(const int m, const ik_f16 *h, int s, ik_f16 *out, int os) {
+    if (m == 2) {
+        const ik_f16 h0 = h[0], h1 = h[s];
+        out[0] = h0; out[os] = h0 + h1; out[2 * os] = h0 - h1; out[3 * os] = -h1;
+    } else {
+        const ik_f16 h0 = h[0], h1 = h[s], h2 = h[2 * s], h3 = h[3 * s];
+        const ik_f16 e = h0 + h2, o = h1 + h3, e4 = h0 + 4.0f * h2, o8 = 2.0f * h1 + 8.0f * h3;
+        out[0] = h0; out[os] = e + o; out[2 * os] = e - o;
+        out[3 * os] = e4 + o8; out[4 * os] = e4 - o8; out[5 * os] = h3;
+    }
+}
+
+/* dZ transform of tiles t0 ..< t0+count: per tile and 16 output channels, the tile's m×m
+ * gradient values h (zeros where the tile sticks out past the output) to A h Aᵀ, stored as row i
+ * of alpha² packed count×CO matrices (ik_pack's layout: panel p of 16 columns at p·16·count,
+ * row i at i·16 in it; lanes past CO zero), ustride floats apart. */
+IK_WG_FN void IK_WG_NAME(ik_wg_gradient_tiles)(const ik_winograd *w, const int m, ptrdiff_t t0, ptrdiff_t count,
+                                               float *u, ptrdiff_t ustride) {
+    const int alpha = m + 2;
+    const ptrdiff_t oh = w->out_height, ow = w->out_width, cs = w->channel_stride, co = w->out_channels;
+    const ptrdiff_t per_image = w->tiles_y * w->tiles_x;
+    const ik_f16 zero = { 0 };
+    for (ptrdiff_t i = 0; i < count; i++) {
+        const ptrdiff_t t = t0 + i, image = t / per_image, r = t % per_image;
+        const ptrdiff_t oy0 = (r / w->tiles_x) * m, ox0 = (r % w->tiles_x) * m;
+        const int rows = oh - oy0 < m ? (int)(oh - oy0) : m, columns = ow - ox0 < m ? (int)(ow - ox0) : m;
+        const float *src = w->output + ((image * oh + oy0) * ow + ox0) * cs;
+        for (ptrdiff_t c = 0, p = 0; c < co; c += 16, p++) {
+            const int width = co - c < 16 ? (int)(co - c) : 16;
+            ik_f16 h[16], left[24], out[36];  /* left[a·m + b] = (A h)[a][b]; out[a·alpha + b] */
+            for (int a = 0; a < m; a++)
+                for (int b = 0; b < m; b++)
+                    h[a * m + b] = a < rows && b < columns ? IK_WG_NAME(ik_wg_load)(src + (a * ow + b) * cs + c, width) : zero;
+            for (int b = 0; b < m; b++) IK_WG_NAME(ik_wg_a_column)(m, h + b, m, left + b, m);
+            for (int a = 0; a < alpha; a++) IK_WG_NAME(ik_wg_a_column)(m, left + a * m, 1, out + a * alpha, 1);
+            float *dst = u + p * 16 * count + i * 16;
+            for (int k = 0; k < alpha * alpha; k++) __builtin_memcpy(dst + k * ustride, &out[k], sizeof(ik_f16));
+        }
+    }
+}
+
+/* alpha values z (stride s) to the three values Gᵀ z (stride os).
+ * F(2×2): (z0 + (z1 + z2)/2, (z1 − z2)/2, (z1 + z2)/2 + z3).
+ * F(4×4): (z0/4 − (z1 + z2)/6 + (z3 + z4)/24, (z2 − z1)/6 + (z3 − z4)/12, ((z3 + z4) − (z1 + z2))/6 + z5). */
+IK_WG_FN void IK_WG_NAME(ik_wg_gt_column)(const int m, const ik_f16 *z, int s, ik_f16 *out, int os) {
+    if (m == 2) {
+        const ik_f16 z0 = z[0], z1 = z[s], z2 = z[2 * s], z3 = z[3 * s];
+        const ik_f16 half = 0.5f * (z1 + z2);
+        out[0] = z0 + half; out[os] = 0.5f * (z1 - z2); out[2 * os] = half + z3;
+    } else {
+        const ik_f16 z0 = z[0], z1 = z[s], z2 = z[2 * s], z3 = z[3 * s], z4 = z[4 * s], z5 = z[5 * s];
+        const ik_f16 s12 = z1 + z2, s34 = z3 + z4;
+        out[0] = 0.25f * z0 - (1.0f / 6.0f) * s12 + (1.0f / 24.0f) * s34;
+        out[os] = (1.0f / 6.0f) * (z2 - z1) + (1.0f / 12.0f) * (z3 - z4);
+        out[2 * os] = (1.0f / 6.0f) * (s34 - s12) + z5;
+    }
+}
+
+/* dW[tap][c][o] (HWIO) = Gᵀ M G for input channels c0 ..< c1, M the sum (in group order) of the
+ * `groups` partial results at mm + g·group_stride, each alpha² row-major CI×CO matrices
+ * (matrix ξ at ξ·CI·CO). */
+IK_WG_FN void IK_WG_NAME(ik_wg_weight_gradient_rows)(const int m, const float *mm, ptrdiff_t groups, ptrdiff_t group_stride,
+                                                     ptrdiff_t ci, ptrdiff_t co, ptrdiff_t c0, ptrdiff_t c1, float *dw) {
+    const int alpha = m + 2;
+    for (ptrdiff_t c = c0; c < c1; c++)
+        for (ptrdiff_t o = 0; o < co; o += 16) {
+            const int width = co - o < 16 ? (int)(co - o) : 16;
+            ik_f16 z[36], left[18], out[9];  /* left[j·alpha + b] = (Gᵀ M)[j][b]; out[j·3 + l] = dW[j][l] */
+            for (int k = 0; k < alpha * alpha; k++) {
+                const float *p = mm + (k * ci + c) * co + o;
+                z[k] = IK_WG_NAME(ik_wg_load)(p, width);
+                for (ptrdiff_t g = 1; g < groups; g++) z[k] += IK_WG_NAME(ik_wg_load)(p + g * group_stride, width);
+            }
+            for (int b = 0; b < alpha; b++) IK_WG_NAME(ik_wg_gt_column)(m, z + b, alpha, left + b, alpha);
+            for (int j = 0; j < 3; j++) IK_WG_NAME(ik_wg_gt_column)(m, left + j * alpha, 1, out + 3 * j, 1);
+            for (int tap = 0; tap < 9; tap++) IK_WG_NAME(ik_wg_store)(dw + (tap * ci + c) * co + o, out[tap], width);
+        }
+}
+
 /* The entry points of the family: the tile size made a compile-time constant. */
 IK_WG_ENTRY void IK_WG_NAME(ik_wg_input)(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count,
                                          float *v, ptrdiff_t ldv, ptrdiff_t vstride) {
@@ -170,6 +259,17 @@ IK_WG_ENTRY void IK_WG_NAME(ik_wg_output)(const ik_winograd *w, const float *x, 
                                           ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols) {
     if (w->m == 2) IK_WG_NAME(ik_wg_output_tiles)(w, 2, x, ldm, mstride, t0, count, j0, cols);
     else IK_WG_NAME(ik_wg_output_tiles)(w, 4, x, ldm, mstride, t0, count, j0, cols);
+}
+
+IK_WG_ENTRY void IK_WG_NAME(ik_wg_gradient)(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride) {
+    if (w->m == 2) IK_WG_NAME(ik_wg_gradient_tiles)(w, 2, t0, count, u, ustride);
+    else IK_WG_NAME(ik_wg_gradient_tiles)(w, 4, t0, count, u, ustride);
+}
+
+IK_WG_ENTRY void IK_WG_NAME(ik_wg_weight_gradient)(int m, const float *mm, ptrdiff_t groups, ptrdiff_t group_stride,
+                                                   ptrdiff_t ci, ptrdiff_t co, ptrdiff_t c0, ptrdiff_t c1, float *dw) {
+    if (m == 2) IK_WG_NAME(ik_wg_weight_gradient_rows)(2, mm, groups, group_stride, ci, co, c0, c1, dw);
+    else IK_WG_NAME(ik_wg_weight_gradient_rows)(4, mm, groups, group_stride, ci, co, c0, c1, dw);
 }
 
 /* U = G g Gᵀ for 16 output channels at a time (see ik_winograd_weights). G's rows for F(2×2):

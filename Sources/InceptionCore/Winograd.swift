@@ -123,6 +123,10 @@ public enum Winograd {
     /// schedule (measured: per-thread blocks down to one per thread lose 10–30% on the 14×14
     /// layers at batch 1; the split schedule everywhere is no faster on the large ones).
     static let fusedFactor = 4
+    /// Floats of transformed X and dZ per chunk of tiles in training's weight gradient
+    /// (``ConvolutionGradient``'s Winograd dW), in one thread's scratch. (A variable so that
+    /// tests can make small layers take many chunks per thread.)
+    nonisolated(unsafe) static var gradientChunkFloats = Int(ProcessInfo.processInfo.environment["WGB"] ?? "") ?? (1 << 20)
 }
 
 /// The transformed, packed weights of one convolution for one tile size: (m+2)² matrices

@@ -355,4 +355,47 @@ final class TrainingWinogradTests: XCTestCase {
             }
         }
     }
+
+    /// The weight gradient as Winograd (dW = Gᵀ [Σ (A h Aᵀ) ⊙ (Bᵀ d B)] G) against the direct
+    /// path: SAME, symmetric and VALID padding, edge tiles that stick out past the output, channel
+    /// counts that are not whole vectors, strided slabs, and (with a tiny chunk budget) many chunks
+    /// per thread, summed in groups.
+    func testWeightGradientMatchesTheDirectPath() {
+        let saved = Winograd.mode, savedTraining = Winograd.inTraining, savedBudget = Winograd.gradientChunkFloats
+        defer { Winograd.mode = saved; Winograd.inTraining = savedTraining; Winograd.gradientChunkFloats = savedBudget }
+        Winograd.inTraining = true
+        var rng = SeededGenerator(seed: 22)
+        for (padding, h, w, budget) in [(Padding.same, 14, 14, 1 << 20), (.symmetric(1), 9, 11, 1 << 20),
+                                        (.valid, 13, 10, 1 << 20), (.same, 28, 28, 1)] {
+            let (n, ci, co) = (3, 24, 40)
+            Winograd.gradientChunkFloats = budget
+            let window = Window2D(kernel: (3, 3), stride: (1, 1), padding: padding)
+            let g = window.geometry(inputHeight: h, inputWidth: w)!
+            let x = (0..<(n * h * w * (ci + 3))).map { _ in Float.random(in: -1...1, using: &rng) }
+            let dz = (0..<(n * g.outputHeight * g.outputWidth * (co + 5))).map { _ in Float.random(in: -1...1, using: &rng) }
+            func run(_ mode: Winograd.Mode) -> [Float] {
+                Winograd.mode = mode
+                var x = x, dz = dz
+                var dw = [Float](repeating: .nan, count: 9 * ci * co)
+                x.withUnsafeMutableBufferPointer { xp in dz.withUnsafeMutableBufferPointer { dzp in dw.withUnsafeMutableBufferPointer { dwp in
+                    let xs = ActivationSlab(base: xp.baseAddress!, batch: n, height: h, width: w, channels: ci, stride: ci + 3)
+                    let dzs = ActivationSlab(base: dzp.baseAddress!, batch: n, height: g.outputHeight, width: g.outputWidth,
+                                             channels: co, stride: co + 5)
+                    ConvolutionGradient.weightGradient(input: xs, outputGradient: dzs, window: window, into: dwp.baseAddress!)
+                } } }
+                return dw
+            }
+            let direct = run(.off), scale = direct.map(abs).max()!
+            for (name, mode) in [("F(4x4)", Winograd.Mode.f4), ("F(2x2)", .f2)] {
+                for kernel in GEMM.Kernel.allCases where GEMM.isSupported(kernel) {
+                    var fast: [Float] = []
+                    withKernel(kernel) { fast = run(mode) }
+                    let label = "\(name) \(padding) \(h)x\(w) budget \(budget) \(kernel)"
+                    // Differences relative to the largest value: Winograd's rounding, not a wrong tap.
+                    XCTAssertLessThanOrEqual(zip(fast, direct).map { abs($0 - $1) }.max()!, 1e-5 * scale, label)
+                    XCTAssertNotEqual(fast, direct, "the weight gradient ran as Winograd (\(label))")
+                }
+            }
+        }
+    }
 }

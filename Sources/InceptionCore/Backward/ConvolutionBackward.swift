@@ -277,6 +277,10 @@ public enum ConvolutionGradient {
             weightGradient(input: flat, outputGradient: dz, window: Window2D(1), into: dw, workspace: workspace)
             return
         }
+        if Winograd.inTraining, let tile = Winograd.tileSize(for: g, batch: x.batch, inputChannels: x.channels,
+                                                               outputChannels: dz.channels) {
+            return winogradWeightGradient(tile: tile, input: x, outputGradient: dz, geometry: g, into: dw, workspace: workspace)
+        }
         let (kh, kw, sh, sw) = (window.kernelHeight, window.kernelWidth, window.strideHeight, window.strideWidth)
         let (ci, co) = (x.channels, dz.channels)
         let rowFloats = kw * ci * co  // one kernel row of dW
@@ -488,17 +492,9 @@ struct WeightGradientChunking: @unchecked Sendable {
         guard chunks > 0 && x.batch > 0 else { dw.update(repeating: 0, count: size); return }
         let groups = max(1, min(chunks, 2 * Parallel.threadCount))
         let own = workspace ?? Workspace()
-        let shared = SendableMutablePointer(own.floats(groups * size))
-        let chunks = self.chunks
-        Parallel.forEach(count: groups) { group in
-            let acc = shared.pointer + group * size
-            var first = true
-            for chunk in stride(from: group, to: chunks, by: groups) {
-                product(chunk, acc, first)
-                first = false
-            }
-            if first { acc.update(repeating: 0, count: size) }
-        }
+        defer { withExtendedLifetime(own) {} }
+        let shared = SendableMutablePointer(Self.accumulate(chunks: chunks, groups: groups, size: size,
+                                                            workspace: own, product))
         // dw = Σ_groups acc[group], in group order; 4096-float blocks per task.
         let out = SendableMutablePointer(dw)
         Parallel.forEach(count: (size + 4095) / 4096) { block in
@@ -509,6 +505,26 @@ struct WeightGradientChunking: @unchecked Sendable {
                 for j in j0..<j1 { out.pointer[j] += src[j] }
             }
         }
+    }
+
+    /// Runs `product(chunk, accumulator, first)` for chunks 0..<`chunks`, chunk c into the
+    /// accumulator of group c mod `groups` (`size` floats each, `first` when it is the group's
+    /// first chunk, so the product overwrites), the groups in parallel. Returns the accumulators,
+    /// `size` floats apart in `workspace` (a group without chunks is zeros). The split is fixed,
+    /// so the sums do not depend on thread timing.
+    static func accumulate(chunks: Int, groups: Int, size: Int, workspace: Workspace,
+                           _ product: (Int, UnsafeMutablePointer<Float>, Bool) -> Void) -> UnsafeMutablePointer<Float> {
+        let shared = SendableMutablePointer(workspace.floats(groups * size))
+        Parallel.forEach(count: groups) { group in
+            let acc = shared.pointer + group * size
+            var first = true
+            for chunk in stride(from: group, to: chunks, by: groups) {
+                product(chunk, acc, first)
+                first = false
+            }
+            if first { acc.update(repeating: 0, count: size) }
+        }
+        return shared.pointer
     }
 }
 

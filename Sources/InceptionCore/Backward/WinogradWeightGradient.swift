@@ -1,0 +1,67 @@
+import CInceptionKernels
+
+extension ConvolutionGradient {
+    /// dW of a 3×3 stride-1 window (HWIO, 9·CI·CO floats, overwritten) as Winograd F(m×m, 3×3):
+    /// dW = Gᵀ [Σ_tiles (A h Aᵀ) ⊙ (Bᵀ d B)] G, with d a tile's (m+2)×(m+2) input patch and h its
+    /// m×m values of dZ (see `ik_winograd_output_gradient`). The sum over tiles is (m+2)² GEMMs
+    /// Vᵀ_ξ · Ŭ_ξ of CI × tiles × CO, so dW costs (m+2)²/(9·m²) of the direct products
+    /// (F(4×4): 4× fewer, F(2×2): 2.25×) plus transforms of O(CI + CO) per tile.
+    ///
+    /// Chunks of tiles (``Winograd/gradientChunkFloats`` of transformed X and dZ per chunk, in one
+    /// thread's scratch) go to one group per thread in a fixed pattern; each group sums its
+    /// chunks' (m+2)² products into its own CI×CO matrices, and the final transform adds the
+    /// groups in group order, so the result does not depend on thread timing.
+    static func winogradWeightGradient(tile m: Int, input x: ActivationSlab, outputGradient dz: ActivationSlab,
+                                       geometry g: WindowGeometry, into dw: UnsafeMutablePointer<Float>,
+                                       workspace: Workspace?) {
+        let (ci, co) = (x.channels, dz.channels)
+        let a2 = (m + 2) * (m + 2)
+        let tilesY = (g.outputHeight + m - 1) / m, tilesX = (g.outputWidth + m - 1) / m
+        let tiles = x.batch * tilesY * tilesX
+        guard tiles > 0, ci > 0, co > 0 else { dw.update(repeating: 0, count: 9 * ci * co); return }
+        let threads = Parallel.threadCount
+        // Tiles per chunk: as many as the budget holds, at least one 12-row tile of the kernel,
+        // and evened out so that every thread gets the same number of chunks.
+        let perTile = a2 * (ci + (co + 15) / 16 * 16)
+        let largest = max(12, Winograd.gradientChunkFloats / perTile)
+        var chunks = (tiles + largest - 1) / largest
+        chunks = (chunks + threads - 1) / threads * threads
+        let count = (tiles + chunks - 1) / chunks
+        chunks = (tiles + count - 1) / count
+        let groups = min(chunks, threads)
+        // V_ξ: count rows of CI floats; Ŭ_ξ: a packed count × CO matrix. Matrix strides padded by
+        // a cache line so that the (m+2)² streams do not share one L1 set.
+        let vs = (count * ci + 15) / 16 * 16 + 16, us = ik_packed_count(count, co) + 16
+        let size = a2 * ci * co
+        let desc = ik_winograd(
+            m: Int32(m), relu: 0, input: x.base, height: x.height, width: x.width, in_channels: ci,
+            pad_top: g.padTop, pad_left: g.padLeft,
+            out_height: g.outputHeight, out_width: g.outputWidth, out_channels: co,
+            tiles_y: tilesY, tiles_x: tilesX, weights: nil, weight_stride: 0,
+            output: dz.base, channel_stride: dz.stride, bias: nil, pass_panels: 1,
+            in_stride: x.stride, accumulate: 0)
+        let own = workspace ?? Workspace()
+        withExtendedLifetime(own) {
+            withUnsafePointer(to: desc) { w in
+                let sums = WeightGradientChunking.accumulate(chunks: chunks, groups: groups, size: size, workspace: own) { chunk, acc, first in
+                    let t0 = chunk * count, n = min(count, tiles - t0)
+                    guard let v = ik_thread_scratch(a2 * (vs + us)) else { fatalError("out of memory") }
+                    let u = v + a2 * vs
+                    ik_winograd_input(w, t0, n, v, ci, vs)
+                    ik_winograd_output_gradient(w, t0, n, u, us)
+                    for xi in 0..<a2 {
+                        // M_ξ (CI × CO) += V_ξᵀ · Ŭ_ξ: V_ξ's rows are the columns of its transpose.
+                        ik_gemm_transposed_a(ci, n, co, v + xi * vs, ci, n, n * ci, u + xi * us,
+                                             acc + xi * ci * co, co, first ? 0 : 1)
+                    }
+                }
+                let result = SendableMutablePointer(dw), partial = SendablePointer(UnsafePointer(sums))
+                let pieces = min(ci, 4 * threads)
+                Parallel.forEach(count: pieces) { piece in
+                    ik_winograd_weight_gradient(Int32(m), partial.pointer, groups, size, ci, co,
+                                                piece * ci / pieces, (piece + 1) * ci / pieces, result.pointer)
+                }
+            }
+        }
+    }
+}
