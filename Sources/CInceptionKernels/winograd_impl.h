@@ -92,36 +92,61 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output4)(const ik_f16 *x, ik_f16 *y) {
     for (int i = 0; i < 4; i++) IK_WG_NAME(ik_wg_at6)(t + 6 * i, 1, y + 4 * i, 1);
 }
 
+/* The input pixels of tile t's alpha×alpha patch (NULL where the patch overhangs the input: the
+ * zero padding, and the far side of edge tiles). */
+IK_WG_FN void IK_WG_NAME(ik_wg_patch)(const ik_winograd *w, const int m, ptrdiff_t t, const float **px) {
+    const int alpha = m + 2;
+    const ptrdiff_t hgt = w->height, wid = w->width, ps = w->in_stride > 0 ? w->in_stride : w->in_channels;
+    const ptrdiff_t per_image = w->tiles_y * w->tiles_x, image = t / per_image, r = t % per_image;
+    const ptrdiff_t y0 = (r / w->tiles_x) * m - w->pad_top, x0 = (r % w->tiles_x) * m - w->pad_left;
+    const float *base = w->input + image * hgt * wid * ps;
+    for (int a = 0; a < alpha; a++)
+        for (int b = 0; b < alpha; b++) {
+            const ptrdiff_t y = y0 + a, x = x0 + b;
+            px[a * alpha + b] = y >= 0 && y < hgt && x >= 0 && x < wid ? base + (y * wid + x) * ps : NULL;
+        }
+}
+
 /* Input transform of tiles t0 ..< t0+count (see ik_winograd_input), for a constant tile size m.
- * Per tile: find the alpha×alpha input pixels (NULL where the patch overhangs the input: the
- * zero padding, and the far side of edge tiles), then per 16 channels: load the patch, transform,
- * and scatter the alpha² results to the alpha² matrices (row i of each). */
+ * Per tile and 16 channels: load the patch (ik_wg_patch), transform, and scatter the alpha²
+ * results to the alpha² matrices (row i of each).
+ * Reading a patch 16 channels at a time makes one tile's loads alpha² interleaved streams, more
+ * than the hardware prefetchers follow, so while a tile's channels are transformed the same
+ * channels of the next tile are prefetched (measured: without it, waiting for a training-size
+ * input, which comes from memory, was most of the transform's time). */
 IK_WG_FN void IK_WG_NAME(ik_wg_input_tiles)(const ik_winograd *w, const int m, ptrdiff_t t0, ptrdiff_t count,
                                             float *v, ptrdiff_t ldv, ptrdiff_t vstride) {
     const int alpha = m + 2, a2 = alpha * alpha;
-    const ptrdiff_t ci = w->in_channels, hgt = w->height, wid = w->width;
-    const ptrdiff_t ps = w->in_stride > 0 ? w->in_stride : ci;
-    const ptrdiff_t per_image = w->tiles_y * w->tiles_x;
+    const ptrdiff_t ci = w->in_channels;
+    const float *px[36], *next[36];
+    IK_WG_NAME(ik_wg_patch)(w, m, t0, px);
     for (ptrdiff_t i = 0; i < count; i++) {
-        const ptrdiff_t t = t0 + i, image = t / per_image, r = t % per_image;
-        const ptrdiff_t y0 = (r / w->tiles_x) * m - w->pad_top, x0 = (r % w->tiles_x) * m - w->pad_left;
-        const float *base = w->input + image * hgt * wid * ps;
-        const float *px[36];
-        for (int a = 0; a < alpha; a++)
-            for (int b = 0; b < alpha; b++) {
-                const ptrdiff_t y = y0 + a, x = x0 + b;
-                px[a * alpha + b] = y >= 0 && y < hgt && x >= 0 && x < wid ? base + (y * wid + x) * ps : NULL;
-            }
+        if (i + 1 < count) IK_WG_NAME(ik_wg_patch)(w, m, t0 + i + 1, next);
+        else for (int k = 0; k < a2; k++) next[k] = NULL;
         float *row = v + i * ldv;
         for (ptrdiff_t c = 0; c < ci; c += 16) {
             const int width = ci - c < 16 ? (int)(ci - c) : 16;
             ik_f16 d[36];
+            for (int k = 0; k < a2; k++) if (next[k]) __builtin_prefetch(next[k] + c);
             for (int k = 0; k < a2; k++) d[k] = IK_WG_NAME(ik_wg_load)(px[k] ? px[k] + c : NULL, width);
             if (m == 2) IK_WG_NAME(ik_wg_input2)(d);
             else IK_WG_NAME(ik_wg_input4)(d);
             for (int k = 0; k < a2; k++) IK_WG_NAME(ik_wg_store)(row + k * vstride + c, d[k], width);
         }
+        for (int k = 0; k < a2; k++) px[k] = next[k];
     }
+}
+
+/* Tile t's m×m output pixels (NULL past the output's edge): where the forward writes its
+ * results, and where the weight gradient reads dZ. */
+IK_WG_FN void IK_WG_NAME(ik_wg_output_pixels)(const ik_winograd *w, const int m, ptrdiff_t t, const float **px) {
+    const ptrdiff_t oh = w->out_height, ow = w->out_width, cs = w->channel_stride;
+    const ptrdiff_t per_image = w->tiles_y * w->tiles_x, image = t / per_image, r = t % per_image;
+    const ptrdiff_t oy0 = (r / w->tiles_x) * m, ox0 = (r % w->tiles_x) * m;
+    const float *src = w->output + ((image * oh + oy0) * ow + ox0) * cs;
+    for (int a = 0; a < m; a++)
+        for (int b = 0; b < m; b++)
+            px[a * m + b] = oy0 + a < oh && ox0 + b < ow ? src + (a * ow + b) * cs : NULL;
 }
 
 /* Output transform of tiles t0 ..< t0+count for output channels j0 ..< j0+cols: the GEMM results
@@ -131,31 +156,36 @@ IK_WG_FN void IK_WG_NAME(ik_wg_input_tiles)(const ik_winograd *w, const int m, p
 IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, const float *x,
                                              ptrdiff_t ldm, ptrdiff_t mstride, ptrdiff_t t0, ptrdiff_t count,
                                              ptrdiff_t j0, ptrdiff_t cols) {
-    const int a2 = (m + 2) * (m + 2);
-    const ptrdiff_t oh = w->out_height, ow = w->out_width, cs = w->channel_stride;
-    const ptrdiff_t per_image = w->tiles_y * w->tiles_x;
+    const int a2 = (m + 2) * (m + 2), m2 = m * m;
+    const ptrdiff_t ow = w->out_width, cs = w->channel_stride;
+    /* The output pixels of this tile and the next, which are prefetched for writing (and for
+     * reading when accumulating) channel block by channel block, as the inputs are. */
+    const float *here[16], *next[16];
+    IK_WG_NAME(ik_wg_output_pixels)(w, m, t0, here);
     for (ptrdiff_t i = 0; i < count; i++) {
-        const ptrdiff_t t = t0 + i, image = t / per_image, r = t % per_image;
-        const ptrdiff_t oy0 = (r / w->tiles_x) * m, ox0 = (r % w->tiles_x) * m;
-        const int rows = oh - oy0 < m ? (int)(oh - oy0) : m, columns = ow - ox0 < m ? (int)(ow - ox0) : m;
-        float *out = w->output + ((image * oh + oy0) * ow + ox0) * cs + j0;
+        if (i + 1 < count) IK_WG_NAME(ik_wg_output_pixels)(w, m, t0 + i + 1, next);
+        else for (int k = 0; k < m2; k++) next[k] = NULL;
+        float *out = (float *)here[0] + j0;
         const float *src = x + i * ldm;
         for (ptrdiff_t c = 0; c < cols; c += 16) {
             const int width = cols - c < 16 ? (int)(cols - c) : 16;
             ik_f16 g[36], y[16];
+            for (int k = 0; k < m2; k++) if (next[k]) __builtin_prefetch(next[k] + j0 + c, 1);
             for (int k = 0; k < a2; k++) g[k] = IK_WG_NAME(ik_wg_load)(src + k * mstride + c, width);
             if (m == 2) IK_WG_NAME(ik_wg_output2)(g, y);
             else IK_WG_NAME(ik_wg_output4)(g, y);
             const ik_f16 bias = IK_WG_NAME(ik_wg_load)(w->bias ? w->bias + j0 + c : NULL, width);
             const ik_f16 zero = { 0 };
-            for (int a = 0; a < rows; a++)
-                for (int b = 0; b < columns; b++) {
-                    ik_f16 value = y[a * m + b] + bias;
-                    if (w->accumulate) value += IK_WG_NAME(ik_wg_load)(out + (a * ow + b) * cs + c, width);
-                    if (w->relu) value = __builtin_elementwise_max(value, zero);
-                    IK_WG_NAME(ik_wg_store)(out + (a * ow + b) * cs + c, value, width);
-                }
+            for (int k = 0; k < m2; k++) {
+                if (!here[k]) continue;  /* past the output's edge: clipped */
+                float *p = out + ((k / m) * ow + k % m) * cs + c;
+                ik_f16 value = y[k] + bias;
+                if (w->accumulate) value += IK_WG_NAME(ik_wg_load)(p, width);
+                if (w->relu) value = __builtin_elementwise_max(value, zero);
+                IK_WG_NAME(ik_wg_store)(p, value, width);
+            }
         }
+        for (int k = 0; k < m2; k++) here[k] = next[k];
     }
 }
 
@@ -184,29 +214,28 @@ IK_WG_FN void IK_WG_NAME(ik_wg_a_column)(const int m, const ik_f16 *h, int s, ik
 /* dZ transform of tiles t0 ..< t0+count: per tile and 16 output channels, the tile's m×m
  * gradient values h (zeros where the tile sticks out past the output) to A h Aᵀ, stored as row i
  * of alpha² packed count×CO matrices (ik_pack's layout: panel p of 16 columns at p·16·count,
- * row i at i·16 in it; lanes past CO zero), ustride floats apart. */
+ * row i at i·16 in it; lanes past CO zero), ustride floats apart. The next tile's channels are
+ * prefetched as in ik_wg_input_tiles. */
 IK_WG_FN void IK_WG_NAME(ik_wg_gradient_tiles)(const ik_winograd *w, const int m, ptrdiff_t t0, ptrdiff_t count,
                                                float *u, ptrdiff_t ustride) {
-    const int alpha = m + 2;
-    const ptrdiff_t oh = w->out_height, ow = w->out_width, cs = w->channel_stride, co = w->out_channels;
-    const ptrdiff_t per_image = w->tiles_y * w->tiles_x;
-    const ik_f16 zero = { 0 };
+    const int alpha = m + 2, m2 = m * m;
+    const ptrdiff_t co = w->out_channels;
+    const float *px[16], *next[16];
+    IK_WG_NAME(ik_wg_output_pixels)(w, m, t0, px);
     for (ptrdiff_t i = 0; i < count; i++) {
-        const ptrdiff_t t = t0 + i, image = t / per_image, r = t % per_image;
-        const ptrdiff_t oy0 = (r / w->tiles_x) * m, ox0 = (r % w->tiles_x) * m;
-        const int rows = oh - oy0 < m ? (int)(oh - oy0) : m, columns = ow - ox0 < m ? (int)(ow - ox0) : m;
-        const float *src = w->output + ((image * oh + oy0) * ow + ox0) * cs;
+        if (i + 1 < count) IK_WG_NAME(ik_wg_output_pixels)(w, m, t0 + i + 1, next);
+        else for (int k = 0; k < m2; k++) next[k] = NULL;
         for (ptrdiff_t c = 0, p = 0; c < co; c += 16, p++) {
             const int width = co - c < 16 ? (int)(co - c) : 16;
             ik_f16 h[16], left[24], out[36];  /* left[a·m + b] = (A h)[a][b]; out[a·alpha + b] */
-            for (int a = 0; a < m; a++)
-                for (int b = 0; b < m; b++)
-                    h[a * m + b] = a < rows && b < columns ? IK_WG_NAME(ik_wg_load)(src + (a * ow + b) * cs + c, width) : zero;
+            for (int k = 0; k < m2; k++) if (next[k]) __builtin_prefetch(next[k] + c);
+            for (int k = 0; k < m2; k++) h[k] = IK_WG_NAME(ik_wg_load)(px[k] ? px[k] + c : NULL, width);
             for (int b = 0; b < m; b++) IK_WG_NAME(ik_wg_a_column)(m, h + b, m, left + b, m);
             for (int a = 0; a < alpha; a++) IK_WG_NAME(ik_wg_a_column)(m, left + a * m, 1, out + a * alpha, 1);
             float *dst = u + p * 16 * count + i * 16;
             for (int k = 0; k < alpha * alpha; k++) __builtin_memcpy(dst + k * ustride, &out[k], sizeof(ik_f16));
         }
+        for (int k = 0; k < m2; k++) px[k] = next[k];
     }
 }
 
