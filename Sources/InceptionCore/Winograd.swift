@@ -83,6 +83,18 @@ public enum Winograd {
         return pixels < 392 ? 2 : 4
     }
 
+    /// The tile size training uses for a 3×3 stride-1 convolution (forward, dX or dW) when
+    /// ``inTraining`` is on, or nil for the direct path: as
+    /// ``tileSize(for:batch:inputChannels:outputChannels:)``, but direct below 1024 output pixels
+    /// per call, because training transforms the weights afresh every call ((m+2)²·CI·CO floats
+    /// written and read), which small grids do not pay back. Measured per layer, 112×112 with
+    /// global pooling, batch 32 (ms, direct / F(4×4), forward, dX, dW): Mixed_5c's 4×4 grid (512
+    /// pixels) 1.8/2.0, 2.2/2.6, 3.2/3.1; Mixed_4f's 7×7 (1568 pixels) 3.6/2.5, 3.8/3.1, 4.8/3.8.
+    static func trainingTileSize(for g: WindowGeometry, batch: Int, inputChannels: Int, outputChannels: Int) -> Int? {
+        guard inTraining, batch * g.outputHeight * g.outputWidth >= 1024 else { return nil }
+        return tileSize(for: g, batch: batch, inputChannels: inputChannels, outputChannels: outputChannels)
+    }
+
     /// Whether Winograd F(m×m, 3×3) computes this window: 3×3, stride 1 (any padding).
     static func applies(to w: Window2D) -> Bool {
         w.kernelHeight == 3 && w.kernelWidth == 3 && w.strideHeight == 1 && w.strideWidth == 1

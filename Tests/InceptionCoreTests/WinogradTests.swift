@@ -315,7 +315,7 @@ final class TrainingWinogradTests: XCTestCase {
         Winograd.inTraining = true
         var rng = SeededGenerator(seed: 21)
         for (padding, h, w) in [(Padding.same, 14, 14), (.symmetric(1), 9, 11), (.same, 28, 28)] {
-            let (n, ci, co) = (2, 24, 40)
+            let (n, ci, co) = (11, 24, 40)  // ≥ 1024 output pixels per call, where training uses Winograd
             let window = Window2D(kernel: (3, 3), stride: (1, 1), padding: padding)
             let g = window.geometry(inputHeight: h, inputWidth: w)!
             let weights = (0..<(9 * ci * co)).map { _ in rng.truncatedNormal() }
@@ -367,7 +367,7 @@ final class TrainingWinogradTests: XCTestCase {
         var rng = SeededGenerator(seed: 22)
         for (padding, h, w, budget) in [(Padding.same, 14, 14, 1 << 20), (.symmetric(1), 9, 11, 1 << 20),
                                         (.valid, 13, 10, 1 << 20), (.same, 28, 28, 1)] {
-            let (n, ci, co) = (3, 24, 40)
+            let (n, ci, co) = (12, 24, 40)  // ≥ 1024 output pixels per call, where training uses Winograd
             Winograd.gradientChunkFloats = budget
             let window = Window2D(kernel: (3, 3), stride: (1, 1), padding: padding)
             let g = window.geometry(inputHeight: h, inputWidth: w)!
@@ -397,5 +397,21 @@ final class TrainingWinogradTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Training uses Winograd only from 1024 output pixels per call (it transforms the weights
+    /// every call); below that, and with it off, the direct path.
+    func testTrainingUsesWinogradFromAThousandPixelsPerCall() {
+        let saved = Winograd.inTraining, savedMode = Winograd.mode
+        defer { Winograd.inTraining = saved; Winograd.mode = savedMode }
+        Winograd.mode = .automatic
+        let g = Window2D(3).geometry(inputHeight: 4, inputWidth: 4)!
+        Winograd.inTraining = true
+        XCTAssertNil(Winograd.trainingTileSize(for: g, batch: 63, inputChannels: 192, outputChannels: 384))
+        XCTAssertEqual(Winograd.trainingTileSize(for: g, batch: 64, inputChannels: 192, outputChannels: 384), 4)
+        XCTAssertNil(Winograd.trainingTileSize(for: Window2D(3, stride: 2).geometry(inputHeight: 64, inputWidth: 64)!,
+                                               batch: 64, inputChannels: 192, outputChannels: 384), "stride 2")
+        Winograd.inTraining = false
+        XCTAssertNil(Winograd.trainingTileSize(for: g, batch: 64, inputChannels: 192, outputChannels: 384))
     }
 }

@@ -109,7 +109,7 @@ public enum ConvolutionGradient {
 
     /// Z = conv(X, W) (+ bias) from HWIO weights `w` (KH·KW·CI·CO floats, CO = `z.channels`),
     /// as training runs it every step: with ``Winograd/inTraining``, 3×3 stride-1 windows run as
-    /// Winograd where ``Winograd/tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:)``
+    /// Winograd where ``Winograd/trainingTileSize(for:batch:inputChannels:outputChannels:)``
     /// picks it (the weights transformed afresh, in the calling thread's scratch: they change
     /// every step), everything else on the packed direct path.
     public static func forward(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
@@ -123,7 +123,7 @@ public enum ConvolutionGradient {
             forward(input: flat, hwio: w, window: Window2D(1), bias: bias, into: z)
             return
         }
-        if Winograd.inTraining, let tile = Winograd.tileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
+        if let tile = Winograd.trainingTileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
             winograd(tile: tile, hwio: w, input: x, geometry: g, into: z, bias: bias, accumulate: false)
             return
         }
@@ -150,7 +150,7 @@ public enum ConvolutionGradient {
     /// A 3×3 stride-1 window's dX is itself a 3×3 stride-1 convolution: of dZ, with the kernel
     /// turned by 180° and its channel axes swapped (W′[kh, kw, o, c] = W[2 − kh, 2 − kw, c, o]),
     /// padded by 2 − pad before the first row and column. With ``Winograd/inTraining`` that runs
-    /// as Winograd where ``Winograd/tileSize(batch:outputHeight:outputWidth:inputChannels:outputChannels:)``
+    /// as Winograd where ``Winograd/trainingTileSize(for:batch:inputChannels:outputChannels:)``
     /// picks it, adding into `dx` directly when accumulating; other windows use
     /// ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:workspace:)``.
     public static func inputGradient(outputGradient dz: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
@@ -169,7 +169,7 @@ public enum ConvolutionGradient {
         let transposed = WindowGeometry(window: window, inputHeight: dz.height, inputWidth: dz.width,
                                         outputHeight: dx.height, outputWidth: dx.width,
                                         padTop: window.kernelHeight - 1 - g.padTop, padLeft: window.kernelWidth - 1 - g.padLeft)
-        if Winograd.inTraining, dx.pixels > 0, let tile = Winograd.tileSize(for: transposed, batch: dz.batch, inputChannels: co, outputChannels: ci) {
+        if dx.pixels > 0, let tile = Winograd.trainingTileSize(for: transposed, batch: dz.batch, inputChannels: co, outputChannels: ci) {
             let turned = turnedWeights(w, taps: 9, inputChannels: ci, outputChannels: co)
             winograd(tile: tile, hwio: turned, input: dz, geometry: transposed, into: dx, bias: nil, accumulate: accumulate)
             return
@@ -277,8 +277,8 @@ public enum ConvolutionGradient {
             weightGradient(input: flat, outputGradient: dz, window: Window2D(1), into: dw, workspace: workspace)
             return
         }
-        if Winograd.inTraining, let tile = Winograd.tileSize(for: g, batch: x.batch, inputChannels: x.channels,
-                                                               outputChannels: dz.channels) {
+        if let tile = Winograd.trainingTileSize(for: g, batch: x.batch, inputChannels: x.channels,
+                                                outputChannels: dz.channels) {
             return winogradWeightGradient(tile: tile, input: x, outputGradient: dz, geometry: g, into: dw, workspace: workspace)
         }
         let (kh, kw, sh, sw) = (window.kernelHeight, window.kernelWidth, window.strideHeight, window.strideWidth)
