@@ -119,14 +119,15 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
     }
 }
 
-void ik_winograd_output_gradient(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride) {
+void ik_winograd_output_gradient(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride,
+                                 ptrdiff_t panel_rows) {
     if (count <= 0) return;
     switch (ik_gemm_isa()) {
 #if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: ik_wg_gradient_avx512(w, t0, count, u, ustride); return;
-    case IK_ISA_AVX2: ik_wg_gradient_avx2(w, t0, count, u, ustride); return;
+    case IK_ISA_AVX512: ik_wg_gradient_avx512(w, t0, count, u, ustride, panel_rows); return;
+    case IK_ISA_AVX2: ik_wg_gradient_avx2(w, t0, count, u, ustride, panel_rows); return;
 #endif
-    default: ik_wg_gradient_portable(w, t0, count, u, ustride); return;
+    default: ik_wg_gradient_portable(w, t0, count, u, ustride, panel_rows); return;
     }
 }
 

@@ -217,7 +217,7 @@ IK_WG_FN void IK_WG_NAME(ik_wg_a_column)(const int m, const ik_f16 *h, int s, ik
  * row i at i·16 in it; lanes past CO zero), ustride floats apart. The next tile's channels are
  * prefetched as in ik_wg_input_tiles. */
 IK_WG_FN void IK_WG_NAME(ik_wg_gradient_tiles)(const ik_winograd *w, const int m, ptrdiff_t t0, ptrdiff_t count,
-                                               float *u, ptrdiff_t ustride) {
+                                               float *u, ptrdiff_t ustride, ptrdiff_t panel_rows) {
     const int alpha = m + 2, m2 = m * m;
     const ptrdiff_t co = w->out_channels;
     const float *px[16], *next[16];
@@ -232,7 +232,7 @@ IK_WG_FN void IK_WG_NAME(ik_wg_gradient_tiles)(const ik_winograd *w, const int m
             for (int k = 0; k < m2; k++) h[k] = IK_WG_NAME(ik_wg_load)(px[k] ? px[k] + c : NULL, width);
             for (int b = 0; b < m; b++) IK_WG_NAME(ik_wg_a_column)(m, h + b, m, left + b, m);
             for (int a = 0; a < alpha; a++) IK_WG_NAME(ik_wg_a_column)(m, left + a * m, 1, out + a * alpha, 1);
-            float *dst = u + p * 16 * count + i * 16;
+            float *dst = u + p * 16 * panel_rows + i * 16;
             for (int k = 0; k < alpha * alpha; k++) __builtin_memcpy(dst + k * ustride, &out[k], sizeof(ik_f16));
         }
         for (int k = 0; k < m2; k++) px[k] = next[k];
@@ -290,9 +290,10 @@ IK_WG_ENTRY void IK_WG_NAME(ik_wg_output)(const ik_winograd *w, const float *x, 
     else IK_WG_NAME(ik_wg_output_tiles)(w, 4, x, ldm, mstride, t0, count, j0, cols);
 }
 
-IK_WG_ENTRY void IK_WG_NAME(ik_wg_gradient)(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride) {
-    if (w->m == 2) IK_WG_NAME(ik_wg_gradient_tiles)(w, 2, t0, count, u, ustride);
-    else IK_WG_NAME(ik_wg_gradient_tiles)(w, 4, t0, count, u, ustride);
+IK_WG_ENTRY void IK_WG_NAME(ik_wg_gradient)(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride,
+                                            ptrdiff_t panel_rows) {
+    if (w->m == 2) IK_WG_NAME(ik_wg_gradient_tiles)(w, 2, t0, count, u, ustride, panel_rows);
+    else IK_WG_NAME(ik_wg_gradient_tiles)(w, 4, t0, count, u, ustride, panel_rows);
 }
 
 IK_WG_ENTRY void IK_WG_NAME(ik_wg_weight_gradient)(int m, const float *mm, ptrdiff_t groups, ptrdiff_t group_stride,

@@ -140,7 +140,16 @@ public enum Winograd {
     /// Floats of transformed X and dZ per chunk of tiles in training's weight gradient
     /// (``ConvolutionGradient``'s Winograd dW), in one thread's scratch. (A variable so that
     /// tests can make small layers take many chunks per thread.)
-    nonisolated(unsafe) static var gradientChunkFloats = Int(ProcessInfo.processInfo.environment["WGB"] ?? "") ?? (1 << 20)
+    nonisolated(unsafe) static var gradientChunkFloats = 1 << 20
+    /// Training's weight gradient transforms all tiles at once (then one GEMM of K = tiles per
+    /// matrix ξ) when there are at most this many tiles per thread and their transforms fit
+    /// ``wholeBatchGradientFloats``: with few tiles per thread, per-thread chunks are short of K
+    /// and each reads and writes all (m+2)²·CI·CO sums. Measured at 224×224, batch 32 (ms per dW):
+    /// the 14×14 and 7×7 grids (512 and 128 tiles) Mixed_4f 11.9 → 7.8–8.4, Mixed_5c 5.5 → 3.0;
+    /// the 28×28 grids (1568 tiles) lose (Mixed_3b 5.1 → 7.8), so they keep the chunks. Whole
+    /// step, alternating A/B: 224 53.0 → 53.8 images/s, 112 with global pooling 157.2 → 158.8.
+    static let wholeBatchTilesPerThread = 256
+    static let wholeBatchGradientFloats = 1 << 24
 }
 
 /// The transformed, packed weights of one convolution for one tile size: (m+2)² matrices

@@ -358,8 +358,9 @@ final class TrainingWinogradTests: XCTestCase {
 
     /// The weight gradient as Winograd (dW = Gᵀ [Σ (A h Aᵀ) ⊙ (Bᵀ d B)] G) against the direct
     /// path: SAME, symmetric and VALID padding, edge tiles that stick out past the output, channel
-    /// counts that are not whole vectors, strided slabs, and (with a tiny chunk budget) many chunks
-    /// per thread, summed in groups.
+    /// counts that are not whole vectors, strided slabs; the first three cases have few tiles (all
+    /// transformed at once), the last many (chunks; with a tiny chunk budget, many per thread,
+    /// summed in groups).
     func testWeightGradientMatchesTheDirectPath() {
         let saved = Winograd.mode, savedTraining = Winograd.inTraining, savedBudget = Winograd.gradientChunkFloats
         defer { Winograd.mode = saved; Winograd.inTraining = savedTraining; Winograd.gradientChunkFloats = savedBudget }

@@ -226,14 +226,16 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
  * read where the forward writes its output (w->output, w->channel_stride; zero past the output's
  * edge). The alpha² sums over tiles are GEMMs Vᵀ_ξ · (A h Aᵀ)_ξ of K = tiles, run by the caller.
  *
- * ik_winograd_output_gradient: A h Aᵀ of tiles t0 ..< t0+count, per output channel, as alpha²
- * packed count×CO matrices (ik_pack's layout, K = count rows), ustride (≥ ik_packed_count(count,
- * CO)) floats apart: the B operands of those GEMMs.
+ * ik_winograd_output_gradient: A h Aᵀ of tiles t0 ..< t0+count, per output channel, as rows
+ * 0 ..< count of alpha² packed panel_rows×CO matrices (ik_pack's layout, K = panel_rows ≥ count;
+ * u points at the first row to write: u + r·16 writes from row r), ustride (≥
+ * ik_packed_count(panel_rows, CO)) floats apart: the B operands of those GEMMs.
  * ik_winograd_weight_gradient: HWIO dW rows of input channels c0 ..< c1 (9·CI·CO floats in all,
  * overwritten) from M, the sum in group order of `groups` partial results group_stride floats
  * apart, each alpha² row-major CI×CO matrices (matrix ξ at ξ·CI·CO). Thread-safe for disjoint
  * channel ranges. */
-void ik_winograd_output_gradient(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride);
+void ik_winograd_output_gradient(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride,
+                                 ptrdiff_t panel_rows);
 void ik_winograd_weight_gradient(int m, const float *mm, ptrdiff_t groups, ptrdiff_t group_stride,
                                  ptrdiff_t ci, ptrdiff_t co, ptrdiff_t c0, ptrdiff_t c1, float *dw);
 

@@ -7,10 +7,12 @@ extension ConvolutionGradient {
     /// Vᵀ_ξ · Ŭ_ξ of CI × tiles × CO, so dW costs (m+2)²/(9·m²) of the direct products
     /// (F(4×4): 4× fewer, F(2×2): 2.25×) plus transforms of O(CI + CO) per tile.
     ///
-    /// Chunks of tiles (``Winograd/gradientChunkFloats`` of transformed X and dZ per chunk, in one
-    /// thread's scratch) go to one group per thread in a fixed pattern; each group sums its
-    /// chunks' (m+2)² products into its own CI×CO matrices, and the final transform adds the
-    /// groups in group order, so the result does not depend on thread timing.
+    /// Many tiles: chunks of tiles (``Winograd/gradientChunkFloats`` of transformed X and dZ per
+    /// chunk, in one thread's scratch) go to one group per thread in a fixed pattern; each group
+    /// sums its chunks' (m+2)² products into its own CI×CO matrices, and the final transform adds
+    /// the groups in group order. Few tiles (``Winograd/wholeBatchTilesPerThread``): all tiles
+    /// are transformed first, then each matrix ξ is one GEMM over all of them. Either way the
+    /// result does not depend on thread timing.
     static func winogradWeightGradient(tile m: Int, input x: ActivationSlab, outputGradient dz: ActivationSlab,
                                        geometry g: WindowGeometry, into dw: UnsafeMutablePointer<Float>,
                                        workspace: Workspace?) {
@@ -40,6 +42,37 @@ extension ConvolutionGradient {
             tiles_y: tilesY, tiles_x: tilesX, weights: nil, weight_stride: 0,
             output: dz.base, channel_stride: dz.stride, bias: nil, pass_panels: 1,
             in_stride: x.stride, accumulate: 0)
+        if tiles <= Winograd.wholeBatchTilesPerThread * threads && tiles * perTile <= Winograd.wholeBatchGradientFloats {
+            // Few tiles for their channels (the 7x7 and 14x14 grids): per-thread chunks would
+            // each read and write all (m+2)²·CI·CO sums for a short K, so transform every tile
+            // first (in parallel) and give each thread whole matrices ξ, one GEMM of K = tiles each.
+            let vs = (tiles * ci + 15) / 16 * 16 + 16, us = ik_packed_count(tiles, co) + 16
+            guard let v = ik_thread_scratch_slot(1, a2 * (vs + us)) else { fatalError("out of memory") }
+            let own = workspace ?? Workspace()
+            withExtendedLifetime(own) {
+                let sums = SendableMutablePointer(own.floats(size))
+                let (vp, up) = (SendableMutablePointer(v), SendableMutablePointer(v + a2 * vs))
+                withUnsafePointer(to: desc) { w in
+                    let pieces = min(tiles, 4 * threads)
+                    Parallel.forEach(count: pieces) { piece in
+                        let t0 = piece * tiles / pieces, t1 = (piece + 1) * tiles / pieces
+                        ik_winograd_input(w, t0, t1 - t0, vp.pointer + t0 * ci, ci, vs)
+                        ik_winograd_output_gradient(w, t0, t1 - t0, up.pointer + t0 * 16, us, tiles)
+                    }
+                }
+                Parallel.forEach(count: a2) { xi in
+                    ik_gemm_transposed_a(ci, tiles, co, vp.pointer + xi * vs, ci, tiles, tiles * ci, up.pointer + xi * us,
+                                         sums.pointer + xi * ci * co, co, 0)
+                }
+                let result = SendableMutablePointer(dw), partial = SendablePointer(UnsafePointer(sums.pointer))
+                let pieces = min(ci, 4 * threads)
+                Parallel.forEach(count: pieces) { piece in
+                    ik_winograd_weight_gradient(Int32(m), partial.pointer, 1, size, ci, co,
+                                                piece * ci / pieces, (piece + 1) * ci / pieces, result.pointer)
+                }
+            }
+            return
+        }
         let own = workspace ?? Workspace()
         withExtendedLifetime(own) {
             withUnsafePointer(to: desc) { w in
@@ -48,7 +81,7 @@ extension ConvolutionGradient {
                     guard let v = ik_thread_scratch(a2 * (vs + us)) else { fatalError("out of memory") }
                     let u = v + a2 * vs
                     ik_winograd_input(w, t0, n, v, ci, vs)
-                    ik_winograd_output_gradient(w, t0, n, u, us)
+                    ik_winograd_output_gradient(w, t0, n, u, us, n)
                     for xi in 0..<a2 {
                         // M_ξ (CI × CO) += V_ξᵀ · Ŭ_ξ: V_ξ's rows are the columns of its transpose.
                         ik_gemm_transposed_a(ci, n, co, v + xi * vs, ci, n, n * ci, u + xi * us,
