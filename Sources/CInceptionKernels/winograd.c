@@ -39,6 +39,19 @@ typedef float ik_f16 __attribute__((vector_size(64)));
 #undef IK_WG_ENTRY
 #endif
 
+/* Calls the family's `name` compiled for the GEMM kernel in use (ik_gemm_isa) and returns:
+ * name##_avx512, name##_avx2 or name##_portable with the parenthesised `args`. */
+#if defined(__x86_64__) || defined(__i386__)
+#define IK_WG_DISPATCH(name, args)                          \
+    switch (ik_gemm_isa()) {                                \
+    case IK_ISA_AVX512: name##_avx512 args; return;         \
+    case IK_ISA_AVX2: name##_avx2 args; return;             \
+    default: name##_portable args; return;                  \
+    }
+#else
+#define IK_WG_DISPATCH(name, args) do { name##_portable args; return; } while (0)
+#endif
+
 /* Winograd policy (see inception_kernels.h); -1: not read from the environment yet. */
 static int g_winograd_mode = -1;
 
@@ -67,24 +80,12 @@ void ik_winograd_set_mode(int mode) {
 void ik_winograd_input(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count,
                        float *v, ptrdiff_t ldv, ptrdiff_t vstride) {
     if (count <= 0) return;
-    switch (ik_gemm_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: ik_wg_input_avx512(w, t0, count, v, ldv, vstride); return;
-    case IK_ISA_AVX2: ik_wg_input_avx2(w, t0, count, v, ldv, vstride); return;
-#endif
-    default: ik_wg_input_portable(w, t0, count, v, ldv, vstride); return;
-    }
+    IK_WG_DISPATCH(ik_wg_input, (w, t0, count, v, ldv, vstride));
 }
 
 static void output_transform(const ik_winograd *w, const float *x, ptrdiff_t ldm, ptrdiff_t mstride,
                              ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols) {
-    switch (ik_gemm_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: ik_wg_output_avx512(w, x, ldm, mstride, t0, count, j0, cols); return;
-    case IK_ISA_AVX2: ik_wg_output_avx2(w, x, ldm, mstride, t0, count, j0, cols); return;
-#endif
-    default: ik_wg_output_portable(w, x, ldm, mstride, t0, count, j0, cols); return;
-    }
+    IK_WG_DISPATCH(ik_wg_output, (w, x, ldm, mstride, t0, count, j0, cols));
 }
 
 /* Column chunk by column chunk (pass_panels panels): the alpha² products
@@ -122,37 +123,19 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
 void ik_winograd_output_gradient(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride,
                                  ptrdiff_t panel_rows) {
     if (count <= 0) return;
-    switch (ik_gemm_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: ik_wg_gradient_avx512(w, t0, count, u, ustride, panel_rows); return;
-    case IK_ISA_AVX2: ik_wg_gradient_avx2(w, t0, count, u, ustride, panel_rows); return;
-#endif
-    default: ik_wg_gradient_portable(w, t0, count, u, ustride, panel_rows); return;
-    }
+    IK_WG_DISPATCH(ik_wg_gradient, (w, t0, count, u, ustride, panel_rows));
 }
 
 void ik_winograd_weight_gradient(int m, const float *mm, ptrdiff_t groups, ptrdiff_t group_stride,
                                  ptrdiff_t ci, ptrdiff_t co, ptrdiff_t c0, ptrdiff_t c1, float *dw) {
     if (c0 >= c1 || co <= 0 || groups <= 0) return;
     const int t = m == 2 ? 2 : 4;
-    switch (ik_gemm_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: ik_wg_weight_gradient_avx512(t, mm, groups, group_stride, ci, co, c0, c1, dw); return;
-    case IK_ISA_AVX2: ik_wg_weight_gradient_avx2(t, mm, groups, group_stride, ci, co, c0, c1, dw); return;
-#endif
-    default: ik_wg_weight_gradient_portable(t, mm, groups, group_stride, ci, co, c0, c1, dw); return;
-    }
+    IK_WG_DISPATCH(ik_wg_weight_gradient, (t, mm, groups, group_stride, ci, co, c0, c1, dw));
 }
 
 void ik_winograd_weights(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
                          float *u, ptrdiff_t weight_stride) {
     if (ci <= 0 || co <= 0) return;
     const int t = m == 2 ? 2 : 4;
-    switch (ik_gemm_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case IK_ISA_AVX512: ik_wg_weights_avx512(t, hwio, ci, co, scale, u, weight_stride); return;
-    case IK_ISA_AVX2: ik_wg_weights_avx2(t, hwio, ci, co, scale, u, weight_stride); return;
-#endif
-    default: ik_wg_weights_portable(t, hwio, ci, co, scale, u, weight_stride); return;
-    }
+    IK_WG_DISPATCH(ik_wg_weights, (t, hwio, ci, co, scale, u, weight_stride));
 }

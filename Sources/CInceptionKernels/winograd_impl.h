@@ -213,9 +213,9 @@ IK_WG_FN void IK_WG_NAME(ik_wg_a_column)(const int m, const ik_f16 *h, int s, ik
 
 /* dZ transform of tiles t0 ..< t0+count: per tile and 16 output channels, the tile's m×m
  * gradient values h (zeros where the tile sticks out past the output) to A h Aᵀ, stored as row i
- * of alpha² packed count×CO matrices (ik_pack's layout: panel p of 16 columns at p·16·count,
- * row i at i·16 in it; lanes past CO zero), ustride floats apart. The next tile's channels are
- * prefetched as in ik_wg_input_tiles. */
+ * of alpha² packed panel_rows×CO matrices (ik_pack's layout: panel p of 16 columns at
+ * p·16·panel_rows, row i at i·16 in it; lanes past CO zero), ustride floats apart. The next
+ * tile's channels are prefetched as in ik_wg_input_tiles. */
 IK_WG_FN void IK_WG_NAME(ik_wg_gradient_tiles)(const ik_winograd *w, const int m, ptrdiff_t t0, ptrdiff_t count,
                                                float *u, ptrdiff_t ustride, ptrdiff_t panel_rows) {
     const int alpha = m + 2, m2 = m * m;

@@ -23,6 +23,18 @@ final class FastTrainingModesTests: XCTestCase {
         return (d / max(n, 1e-300)).squareRoot()
     }
 
+    /// Each weight gradient's relative L2 distance from the reference, smallest first; one per
+    /// weights variable of the model.
+    private func weightGradientErrors(_ result: GradientResult, against reference: GradientResult,
+                                      model: InceptionModel) throws -> [(name: String, error: Double)] {
+        var errors: [(name: String, error: Double)] = []
+        for (name, g) in reference.gradients where name.hasSuffix("/weights") {
+            errors.append((name, relativeL2(try XCTUnwrap(result.gradients[name]).scalars, g.scalars)))
+        }
+        XCTAssertEqual(errors.count, model.variables.keys.filter { $0.hasSuffix("/weights") }.count)
+        return errors.sorted { $0.error < $1.error }
+    }
+
     /// The digits model (dropout off, so the same forward twice), a 20-image batch (two per class)
     /// and its trainer.
     private func digitsCase() throws -> (model: InceptionModel, trainer: Trainer, images: Tensor, labels: [Int]) {
@@ -68,14 +80,8 @@ final class FastTrainingModesTests: XCTestCase {
         // the rounding of each operand shows more in them than in the forward.
         XCTAssertEqual(Double(mixed.loss), Double(float32.loss), accuracy: 0.01 * Double(float32.loss))
         XCTAssertLessThan(relativeL2(mixed.logits.scalars, float32.logits.scalars), 0.01)
-        var errors: [(name: String, error: Double)] = []
-        for (name, g) in float32.gradients where name.hasSuffix("/weights") {
-            let e = relativeL2(try XCTUnwrap(mixed.gradients[name]).scalars, g.scalars)
-            errors.append((name, e))
-            XCTAssertLessThan(e, 0.25, name)
-        }
-        errors.sort { $0.error < $1.error }
-        XCTAssertEqual(errors.count, model.variables.keys.filter { $0.hasSuffix("/weights") }.count)
+        let errors = try weightGradientErrors(mixed, against: float32, model: model)
+        XCTAssertLessThan(errors.last!.error, 0.25, errors.last!.name)
         XCTAssertLessThan(errors[errors.count / 2].error, 0.05, "median weight-gradient error")
         XCTAssertLessThan(try XCTUnwrap(errors.first { $0.name.contains("/Logits/") }).error, 0.02)
         print("bfloat16 products on the digits model: loss \(mixed.loss) vs float32 \(float32.loss), logits relative L2 "
@@ -96,12 +102,7 @@ final class FastTrainingModesTests: XCTestCase {
         defer { Winograd.inTraining = saved }
         let winograd = try trainer.gradients(images: batch, labels: labels)
 
-        var errors: [(name: String, error: Double)] = []
-        for (name, g) in direct.gradients where name.hasSuffix("/weights") {
-            errors.append((name, relativeL2(try XCTUnwrap(winograd.gradients[name]).scalars, g.scalars)))
-        }
-        errors.sort { $0.error < $1.error }
-        XCTAssertEqual(errors.count, model.variables.keys.filter { $0.hasSuffix("/weights") }.count)
+        let errors = try weightGradientErrors(winograd, against: direct, model: model)
         XCTAssertGreaterThan(errors.last!.error, 0, "the 3x3 convolutions ran as Winograd")
         // Measured: logits 3e-7 relative; weight gradients median 9e-5, worst 0.6% (a small 3x3
         // layer of Mixed_4, downstream of them, whose gradient is a residue of cancelling terms);
