@@ -45,8 +45,13 @@ void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, con
  * is written in order, so the transpose stays in cache however large CI·CO is. */
 void ik_pack_transposed_taps(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
                              float *packed) {
-    const ptrdiff_t k = taps * co, panels = (ci + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
-    for (ptrdiff_t p = 0; p < panels; p++) {
+    ik_pack_transposed_taps_panels(w, taps, ci, co, reverse_taps, packed, 0, (ci + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH);
+}
+
+void ik_pack_transposed_taps_panels(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
+                                    float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+    const ptrdiff_t k = taps * co;
+    for (ptrdiff_t p = panel_begin; p < panel_end; p++) {
         const ptrdiff_t c0 = p * IK_PANEL_WIDTH;
         const ptrdiff_t width = ci - c0 < IK_PANEL_WIDTH ? ci - c0 : IK_PANEL_WIDTH;
         float *dst = packed + p * IK_PANEL_WIDTH * k;

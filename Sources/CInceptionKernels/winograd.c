@@ -135,7 +135,14 @@ void ik_winograd_weight_gradient(int m, const float *mm, ptrdiff_t groups, ptrdi
 
 void ik_winograd_weights(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
                          float *u, ptrdiff_t weight_stride) {
-    if (ci <= 0 || co <= 0) return;
+    ik_winograd_weights_panels(m, hwio, ci, co, scale, 0, u, weight_stride, 0, (co + 15) / 16);
+}
+
+void ik_winograd_weights_panels(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
+                                int turned, float *u, ptrdiff_t weight_stride, ptrdiff_t panel_begin,
+                                ptrdiff_t panel_end) {
+    if (ci <= 0 || co <= 0 || panel_begin >= panel_end) return;
     const int t = m == 2 ? 2 : 4;
-    IK_WG_DISPATCH(ik_wg_weights, (t, hwio, ci, co, scale, u, weight_stride));
+    IK_WG_DISPATCH(ik_wg_weights, (t, hwio, ci, co, turned ? NULL : scale, turned, u, weight_stride,
+                                   panel_begin, panel_end));
 }

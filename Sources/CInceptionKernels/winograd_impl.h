@@ -324,16 +324,27 @@ IK_WG_FN void IK_WG_NAME(ik_wg_g_column)(const int m, const ik_f16 *z, int s, ik
     }
 }
 
+/* The `width` (1...16) values p[0], p[stride], ...; zero-filled past width. */
+IK_WG_FN ik_f16 IK_WG_NAME(ik_wg_load_strided)(const float *p, ptrdiff_t stride, int width) {
+    ik_f16 x = { 0 };
+    for (int c = 0; c < width; c++) x[c] = p[c * stride];
+    return x;
+}
+
 IK_WG_ENTRY void IK_WG_NAME(ik_wg_weights)(const int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co,
-                                           const float *scale, float *u, ptrdiff_t weight_stride) {
+                                           const float *scale, int turned, float *u, ptrdiff_t weight_stride,
+                                           ptrdiff_t p0, ptrdiff_t p1) {
     const int alpha = m + 2;
-    const ptrdiff_t panels = (co + 15) / 16;
-    for (ptrdiff_t p = 0; p < panels; p++) {
+    for (ptrdiff_t p = p0; p < p1; p++) {
         const int width = co - 16 * p < 16 ? (int)(co - 16 * p) : 16;
         const ik_f16 sc = scale ? IK_WG_NAME(ik_wg_load)(scale + 16 * p, width) : (ik_f16){ 0 } + 1.0f;
         for (ptrdiff_t c = 0; c < ci; c++) {
             ik_f16 g[9], left[18], out[36];  /* left[a·3 + s] = (G g)[a][s]; out[a·alpha + b] = U[a][b] */
-            for (int tap = 0; tap < 9; tap++) g[tap] = IK_WG_NAME(ik_wg_load)(hwio + (tap * ci + c) * co + 16 * p, width) * sc;
+            if (turned)  /* g[tap] = W[8 − tap][16p ..][c]: the source is [3][3][CO][CI], read across */
+                for (int tap = 0; tap < 9; tap++)
+                    g[tap] = IK_WG_NAME(ik_wg_load_strided)(hwio + ((8 - tap) * co + 16 * p) * ci + c, ci, width);
+            else
+                for (int tap = 0; tap < 9; tap++) g[tap] = IK_WG_NAME(ik_wg_load)(hwio + (tap * ci + c) * co + 16 * p, width) * sc;
             for (int s = 0; s < 3; s++) IK_WG_NAME(ik_wg_g_column)(m, g + s, 3, left + s, 3);
             for (int a = 0; a < alpha; a++) IK_WG_NAME(ik_wg_g_column)(m, left + 3 * a, 1, out + a * alpha, 1);
             float *dst = u + 16 * p * ci + 16 * c;

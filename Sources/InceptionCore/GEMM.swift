@@ -79,20 +79,36 @@ public enum GEMM {
         precondition(k >= 0 && n >= 0 && b.count >= k * n)
         let count = ik_packed_count(k, n)
         let (storage, offset) = alignedFloats(count) { packed in
-            if count > 0 { ik_pack_scaled(b.baseAddress!, n, k, n, columnScale, packed) }
+            guard count > 0 else { return }
+            let source = b.baseAddress!
+            forEachPanel(columns: n) { panel in
+                // Panel p of the whole matrix is panel 0 of its own 16 columns (same K).
+                let j0 = panel * PackedMatrix.panelWidth
+                ik_pack_scaled(source + j0, n, k, min(PackedMatrix.panelWidth, n - j0), columnScale.map { $0 + j0 },
+                               packed + j0 * k)
+            }
         }
         return PackedMatrix(rows: k, columns: n, storage: storage, offset: offset)
     }
 
+    /// `body(panel)` for each panel of 16 columns of an N-column packed matrix, spread over the
+    /// threads: training packs its weights afresh every step (they change), and one thread
+    /// packing them all left the other idle for milliseconds per step.
+    static func forEachPanel(columns n: Int, _ body: (Int) -> Void) {
+        Parallel.forEach(count: (n + PackedMatrix.panelWidth - 1) / PackedMatrix.panelWidth, body)
+    }
+
     /// An array holding `count` floats from a 64-byte boundary at `storage[offset]` (the packed
-    /// layouts' alignment: each panel row is one cache line), zero-filled, then written by `fill`.
+    /// layouts' alignment: each panel row is one cache line), written by `fill`, which must
+    /// write all `count` (only the alignment slack around them is zeroed here).
     static func alignedFloats(_ count: Int, fill: (UnsafeMutablePointer<Float>) -> Void) -> (storage: [Float], offset: Int) {
         let slack = 15  // room to start on a 64-byte boundary
         var offset = 0
         let storage = [Float](unsafeUninitializedCapacity: count + slack) { buffer, initialized in
             let base = buffer.baseAddress!
             offset = ((64 - Int(bitPattern: base) % 64) % 64) / MemoryLayout<Float>.stride
-            base.initialize(repeating: 0, count: count + slack)
+            base.initialize(repeating: 0, count: offset)
+            (base + offset + count).initialize(repeating: 0, count: slack - offset)
             fill(base + offset)
             initialized = count + slack
         }

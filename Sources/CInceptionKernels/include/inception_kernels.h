@@ -55,6 +55,10 @@ void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, con
  * (the kernel turned by 180°). The operand of a convolution's input gradient. */
 void ik_pack_transposed_taps(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
                              float *packed);
+/* The same for the panels panel_begin ..< panel_end of B′ only (its columns 16·panel_begin ..<
+ * 16·panel_end), so threads can share the work. */
+void ik_pack_transposed_taps_panels(const float *w, ptrdiff_t taps, ptrdiff_t ci, ptrdiff_t co, int reverse_taps,
+                                    float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end);
 
 /* Computes rows 0..<m of C for the columns of panels panel_begin..<panel_end (clipped to n):
  * C[i, j] = relu?(Σ_k a[i·lda + k] · B[k, j] + bias[j]). bias may be NULL; relu is 0 or 1.
@@ -207,6 +211,15 @@ void ik_winograd_set_mode(int mode);
  * output channels per vector. */
 void ik_winograd_weights(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
                          float *u, ptrdiff_t weight_stride);
+
+/* The same for the output-channel panels panel_begin ..< panel_end only (channels 16·panel_begin
+ * ..< 16·panel_end), so threads can share the work. With `turned` (scale ignored), hwio is
+ * instead the HWIO weights [3][3][CO][CI] of the convolution whose input gradient this is, and the
+ * transformed kernel is that one turned by 180° with its channel axes swapped:
+ * g[kh][kw][c][o] = hwio[2 − kh][2 − kw][o][c] (c < CI, o < CO of this call). */
+void ik_winograd_weights_panels(int m, const float *hwio, ptrdiff_t ci, ptrdiff_t co, const float *scale,
+                                int turned, float *u, ptrdiff_t weight_stride, ptrdiff_t panel_begin,
+                                ptrdiff_t panel_end);
 
 /* Input transform of tiles t0 ..< t0+count: row i (tile t0+i) of matrix ξ, CI floats, goes to
  * v[ξ·vstride + i·ldv ...]. */

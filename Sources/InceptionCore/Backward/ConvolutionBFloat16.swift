@@ -130,7 +130,7 @@ extension ConvolutionGradient {
 
     /// ``inputGradient(outputGradient:hwio:window:into:accumulate:workspace:)`` in bfloat16
     /// products: a 1x1 stride-1 window multiplies dZ by Wᵀ; other stride-1 windows convolve dZ
-    /// with the kernel turned by 180° (as ``turnedWeights(_:taps:inputChannels:outputChannels:)``,
+    /// with the kernel turned by 180° (W′ of ``inputGradient(outputGradient:hwio:window:into:accumulate:workspace:)``,
     /// packed straight from HWIO by `ik_bf16_pack_transposed_taps`); strided windows gather
     /// transposed receptive fields (``TransposedGather``). Accumulation adds in the kernel's
     /// epilogue (no temporary).

@@ -124,7 +124,7 @@ public enum ConvolutionGradient {
             return
         }
         if let tile = Winograd.trainingTileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
-            winograd(tile: tile, hwio: w, input: x, geometry: g, into: z, bias: bias, accumulate: false)
+            winograd(tile: tile, hwio: w, turned: false, input: x, geometry: g, into: z, bias: bias, accumulate: false)
             return
         }
         let k = window.kernelHeight * window.kernelWidth * ci
@@ -133,13 +133,20 @@ public enum ConvolutionGradient {
     }
 
     /// A 3×3 stride-1 convolution of slab `x` into slab `y` as Winograd F(tile×tile, 3×3), the HWIO
-    /// weights transformed now (training's change every step) into the calling thread's scratch.
-    private static func winograd(tile: Int, hwio: UnsafePointer<Float>, input x: ActivationSlab, geometry g: WindowGeometry,
-                                 into y: ActivationSlab, bias: UnsafePointer<Float>?, accumulate: Bool) {
+    /// weights transformed now (training's change every step) into the calling thread's scratch,
+    /// by all threads, one panel of 16 output channels per task: a transform writes 4x the
+    /// weights (36 matrices for 9 taps), and one thread alone took ~8 ms of a 112x112 step.
+    /// `turned`: `hwio` is the kernel of the convolution whose input gradient this is
+    /// ([3, 3, CO, CI] for this call's CI, CO), used turned by 180° with its channel axes swapped.
+    private static func winograd(tile: Int, hwio: UnsafePointer<Float>, turned: Bool, input x: ActivationSlab,
+                                 geometry g: WindowGeometry, into y: ActivationSlab, bias: UnsafePointer<Float>?,
+                                 accumulate: Bool) {
         let (ci, co) = (x.channels, y.channels)
         let stride = ik_packed_count(ci, co), a2 = (tile + 2) * (tile + 2)
         guard let u = ik_thread_scratch_slot(2, a2 * stride) else { fatalError("out of memory") }
-        ik_winograd_weights(Int32(tile), hwio, ci, co, nil, u, stride)
+        GEMM.forEachPanel(columns: co) { panel in
+            ik_winograd_weights_panels(Int32(tile), hwio, ci, co, nil, turned ? 1 : 0, u, stride, panel, panel + 1)
+        }
         Winograd.convolve(tile: tile, weights: u, matrixStride: stride, input: x.base, inputStride: x.stride,
                           batch: x.batch, geometry: g, inputChannels: ci, outputChannels: co,
                           output: y.base, channelStride: y.stride, bias: bias, relu: false, accumulate: accumulate)
@@ -170,12 +177,11 @@ public enum ConvolutionGradient {
                                         outputHeight: dx.height, outputWidth: dx.width,
                                         padTop: window.kernelHeight - 1 - g.padTop, padLeft: window.kernelWidth - 1 - g.padLeft)
         if dx.pixels > 0, let tile = Winograd.trainingTileSize(for: transposed, batch: dz.batch, inputChannels: co, outputChannels: ci) {
-            let turned = turnedWeights(w, taps: 9, inputChannels: ci, outputChannels: co)
-            winograd(tile: tile, hwio: turned, input: dz, geometry: transposed, into: dx, bias: nil, accumulate: accumulate)
+            winograd(tile: tile, hwio: w, turned: true, input: dz, geometry: transposed, into: dx, bias: nil, accumulate: accumulate)
             return
         }
         if window.strideHeight == 1 && window.strideWidth == 1 && readsPaddedBands(transposed) && dx.pixels > 0 {
-            // dX = conv(dZ, W′) read in padded bands (see turnedWeights).
+            // dX = conv(dZ, W′) read in padded bands (W′ as above).
             let packed = packTransposedWeights(w, kernelHeight: window.kernelHeight, kernelWidth: window.kernelWidth,
                                                inputChannels: ci, outputChannels: co, turned: true)
             writingOrAdding(into: dx, accumulate: accumulate, workspace: workspace) { out in
@@ -201,26 +207,18 @@ public enum ConvolutionGradient {
         dx.add(t)
     }
 
-    /// The kernel of a stride-1 window's input gradient as a convolution of dZ: turned by 180° with
-    /// its channel axes swapped, W′[kh, kw, o, c] = W[KH−1−kh, KW−1−kw, c, o] (HWIO, CO in, CI out).
-    static func turnedWeights(_ w: UnsafePointer<Float>, taps: Int, inputChannels ci: Int, outputChannels co: Int) -> [Float] {
-        var turned = [Float](repeating: 0, count: taps * ci * co)
-        for tap in 0..<taps {
-            let src = w + (taps - 1 - tap) * ci * co, dst = tap * co * ci
-            for c in 0..<ci { for o in 0..<co { turned[dst + o * ci + c] = src[c * co + o] } }
-        }
-        return turned
-    }
-
     /// Packs HWIO weights (`w`: KH·KW·CI·CO floats) for ``inputGradient(outputGradient:transposedWeights:window:into:accumulate:)``:
     /// the matrix B′[(kh·KW + kw)·CO + o, c] = W[kh, kw, c, o], (KH·KW·CO) × CI; with `turned`, the
-    /// taps in reverse order (W′ of ``turnedWeights(_:taps:inputChannels:outputChannels:)``).
+    /// taps in reverse order (W′ of ``inputGradient(outputGradient:hwio:window:into:accumulate:workspace:)``).
     public static func packTransposedWeights(_ w: UnsafePointer<Float>, kernelHeight kh: Int, kernelWidth kw: Int,
                                              inputChannels ci: Int, outputChannels co: Int, turned: Bool = false) -> PackedMatrix {
         let taps = kh * kw
         let count = ik_packed_count(taps * co, ci)
         let (storage, offset) = GEMM.alignedFloats(count) { packed in
-            if count > 0 { ik_pack_transposed_taps(w, taps, ci, co, turned ? 1 : 0, packed) }
+            guard count > 0 else { return }
+            GEMM.forEachPanel(columns: ci) { panel in
+                ik_pack_transposed_taps_panels(w, taps, ci, co, turned ? 1 : 0, packed, panel, panel + 1)
+            }
         }
         return PackedMatrix(rows: taps * co, columns: ci, storage: storage, offset: offset)
     }
@@ -286,6 +284,9 @@ public enum ConvolutionGradient {
         let rowFloats = kw * ci * co  // one kernel row of dW
         let packedRow = ((co + 15) / 16) * 16  // floats of one packed dZ row
         let chunking = WeightGradientChunking(x, dz, geometry: g, packedRowFloats: packedRow)
+        if chunking.direct && chunking.chunks == 1 && Parallel.threadCount > 1 {
+            return pointwiseWeightGradientByRows(input: x, outputGradient: dz, into: dw)
+        }
         chunking.sumInGroups(size: kh * rowFloats, into: dw, workspace: workspace) { chunk, acc, first in
             if chunking.direct {
                 let (start, rows) = chunking.pixels(ofChunk: chunk)
@@ -361,6 +362,25 @@ public enum ConvolutionGradient {
         }
         dz.withSlab { dzs in dx.withSlab { dxs in inputGradient(outputGradient: dzs, transposedWeights: wt, window: window, into: dxs, accumulate: false) } }
         return dx
+    }
+
+    /// A 1x1 weight gradient small enough for one chunk (Mixed_5's at 112x112, the logits'):
+    /// dW = Xᵀ·dZ as one product, its rows (input channels) split over the threads. The chunked
+    /// schedule would run this one chunk on one thread; split by rows, every element's sum is
+    /// the same, in the same order, as that one product's.
+    private static func pointwiseWeightGradientByRows(input x: ActivationSlab, outputGradient dz: ActivationSlab,
+                                                      into dw: UnsafeMutablePointer<Float>) {
+        let (ci, co, pixels) = (x.channels, dz.channels, dz.pixels)
+        guard let packed = ik_thread_scratch(ik_packed_count(pixels, co)) else { fatalError("out of memory") }
+        ik_pack(dz.row(0), dz.stride, pixels, co, packed)
+        // Row blocks: a multiple of 12 rows (every kernel's register tile divides 12), two per thread.
+        let blocks = 2 * Parallel.threadCount
+        let rowsPerBlock = ((ci + blocks - 1) / blocks + 11) / 12 * 12
+        Parallel.forEach(count: (ci + rowsPerBlock - 1) / rowsPerBlock) { block in
+            let r0 = block * rowsPerBlock, rows = min(rowsPerBlock, ci - r0)
+            ik_gemm_transposed_a(rows, pixels, co, x.row(0) + r0, x.stride, pixels, pixels * x.stride,
+                                 packed, dw + r0 * co, co, 0)
+        }
     }
 
     /// Tensor form of ``weightGradient(input:outputGradient:window:into:)``: dW [KH, KW, CI, CO].
