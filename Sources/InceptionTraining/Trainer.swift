@@ -204,14 +204,13 @@ public final class Trainer: @unchecked Sendable {
         graph.backward()
         var gradients = graph.gradients
         graph.gradients = [:]
-        for name in trainableVariables {
-            guard var g = gradients[name] else { continue }
-            if specs[name]!.role == .weights && weightDecay > 0 {
-                variables[name]!.withUnsafeBufferPointer { w in
-                    g.withUnsafeMutableBufferPointer { WeightDecay.addGradient(w, decay: weightDecay, to: $0) }
-                }
-                gradients[name] = g
+        for name in trainableVariables where specs[name]!.role == .weights && weightDecay > 0 {
+            // Taken out of the dictionary so the array is not shared and is changed in place.
+            guard var g = gradients.removeValue(forKey: name) else { continue }
+            variables[name]!.withUnsafeBufferPointer { w in
+                g.withUnsafeMutableBufferPointer { WeightDecay.addGradient(w, decay: weightDecay, to: $0) }
             }
+            gradients[name] = g
         }
         let classes = model.options.numClasses
         var correct = 0

@@ -742,8 +742,16 @@ final class ConvNode {
             } }
             for u in units where graph.isTrainable(u.weights) {
                 if units.count == 1 { graph.setGradient(u.weights, dw); continue }
-                var part = [Float](repeating: 0, count: k * u.channels)
-                for r in 0..<k { for c in 0..<u.channels { part[r * u.channels + c] = dw[r * total + u.offset + c] } }
+                // Unit u's columns of the fused product, one row copy per input channel.
+                let part = [Float](unsafeUninitializedCapacity: k * u.channels) { out, initialized in
+                    dw.withUnsafeBufferPointer { fused in
+                        for r in 0..<k {
+                            (out.baseAddress! + r * u.channels).initialize(from: fused.baseAddress! + r * total + u.offset,
+                                                                           count: u.channels)
+                        }
+                    }
+                    initialized = k * u.channels
+                }
                 graph.setGradient(u.weights, part)
             }
         }

@@ -427,8 +427,8 @@ struct WeightGradientChunking: @unchecked Sendable {
     /// products): direct chunks small enough that every thread gets two, of an even pixel count
     /// (pixel pairs), and small images grouped into chunks of several, so a chunk's product has a
     /// K of hundreds of pixels rather than 16 or 49 (each product reads and writes all of dW).
-    /// The float32 products keep the plain split, whose summation order their TF-parity tests
-    /// were measured with.
+    /// Otherwise direct chunks are as large as the budget allows, in a multiple of the group
+    /// count, all the same size.
     init(_ x: ActivationSlab, _ dz: ActivationSlab, geometry g: WindowGeometry, packedRowFloats: Int, balanced: Bool = false) {
         let w = g.window, threads = Parallel.threadCount
         self.x = x
@@ -442,7 +442,17 @@ struct WeightGradientChunking: @unchecked Sendable {
             let plain = max(64, min(4096, Self.budget / packedRowFloats))
             bandRows = 1
             imagesPerChunk = 1
-            pixelsPerChunk = balanced ? max(64, min(plain, perThread) + 1) / 2 * 2 : plain
+            if balanced {
+                pixelsPerChunk = max(64, min(plain, perThread) + 1) / 2 * 2
+            } else {
+                // As many chunks as the budget needs, rounded up to a multiple of the group count
+                // and made equal, so every thread gets the same work (5 chunks of 341 pixels for a
+                // 7x7 layer at batch 32 left one thread a third of the products to do alone).
+                let groups = 2 * threads
+                var count = (dz.pixels + plain - 1) / plain
+                if count > 1 { count = (count + groups - 1) / groups * groups }
+                pixelsPerChunk = max(1, (dz.pixels + count - 1) / count)
+            }
             chunks = (dz.pixels + pixelsPerChunk - 1) / pixelsPerChunk
             return
         }

@@ -1,7 +1,7 @@
 import CInceptionKernels
 
 /// The optimizers' element-wise updates that take a square root and a division per element, in
-/// place, as TF's `ApplyRMSProp` and `ApplyAdam` compute them in float32. The loops are C
+/// place (or, given a `source`, of a copy of it made chunk by chunk), as TF's `ApplyRMSProp` and `ApplyAdam` compute them in float32. The loops are C
 /// (`optimizer.c`, per instruction set: Swift's baseline code ran them four lanes wide), over
 /// fixed chunks on the worker threads; the results do not depend on either.
 public enum OptimizerUpdate {
@@ -12,17 +12,25 @@ public enum OptimizerUpdate {
     }
 
     /// RMSProp with momentum: ms += (g² − ms)(1 − decay); mom = mom·momentum + g·lr/√(ms + ε); w −= mom.
-    public static func rmsprop(value w: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+    public static func rmsprop(value w: UnsafeMutablePointer<Float>, from source: UnsafePointer<Float>? = nil,
+                               gradient g: UnsafePointer<Float>,
                                meanSquare ms: UnsafeMutablePointer<Float>, momentumSlot mom: UnsafeMutablePointer<Float>,
                                count n: Int, learningRate lr: Float, decay: Float, momentum: Float, epsilon: Float) {
-        chunks(n) { s, c in ik_rmsprop_update(w + s, g + s, ms + s, mom + s, c, lr, 1 - decay, momentum, epsilon) }
+        chunks(n) { s, c in
+            if let source { (w + s).initialize(from: source + s, count: c) }
+            ik_rmsprop_update(w + s, g + s, ms + s, mom + s, c, lr, 1 - decay, momentum, epsilon)
+        }
     }
 
     /// Adam: m += (g − m)(1 − β₁); v += (g² − v)(1 − β₂); w −= m·α/(√v + ε), with α the step's
     /// bias-corrected rate lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ).
-    public static func adam(value w: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+    public static func adam(value w: UnsafeMutablePointer<Float>, from source: UnsafePointer<Float>? = nil,
+                            gradient g: UnsafePointer<Float>,
                             firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>,
                             count n: Int, alpha: Float, beta1: Float, beta2: Float, epsilon: Float) {
-        chunks(n) { s, c in ik_adam_update(w + s, g + s, m + s, v + s, c, alpha, 1 - beta1, 1 - beta2, epsilon) }
+        chunks(n) { s, c in
+            if let source { (w + s).initialize(from: source + s, count: c) }
+            ik_adam_update(w + s, g + s, m + s, v + s, c, alpha, 1 - beta1, 1 - beta2, epsilon)
+        }
     }
 }
