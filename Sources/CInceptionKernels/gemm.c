@@ -38,6 +38,22 @@ void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, con
     }
 }
 
+void ik_pack_rows_at(const float *b, ptrdiff_t ldb, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, ptrdiff_t k0,
+                     float *packed) {
+    const ptrdiff_t panels = (n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
+    for (ptrdiff_t p = 0; p < panels; p++) {
+        const ptrdiff_t j0 = p * IK_PANEL_WIDTH;
+        const ptrdiff_t w = n - j0 < IK_PANEL_WIDTH ? n - j0 : IK_PANEL_WIDTH;
+        float *dst = packed + (p * k + k0) * IK_PANEL_WIDTH;
+        for (ptrdiff_t r = 0; r < rows; r++, dst += IK_PANEL_WIDTH) {
+            const float *src = b + r * ldb + j0;
+            ptrdiff_t j = 0;
+            for (; j < w; j++) dst[j] = src[j];
+            for (; j < IK_PANEL_WIDTH; j++) dst[j] = 0.0f;
+        }
+    }
+}
+
 /* Packs B′ ((taps·co) × ci): B′[t·co + o, c] = w[(t′·ci + c)·co + o] with t′ = t, or taps − 1 − t
  * when reverse_taps: a convolution's HWIO weights with each tap's CI × CO block transposed (the
  * input gradient's operand), optionally with the taps turned by 180°. Written panel by panel:

@@ -151,6 +151,17 @@ final class ConvolutionGradientTests: XCTestCase {
         check(Case(n: 2, h: 6, w: 7, ci: 5, co: 33, window: Window2D(kernel: (2, 3))), .gathered)
     }
 
+    /// Small images (Mixed_5's 4x4 maps at 112x112), several to a weight-gradient chunk: their
+    /// padded rows lie side by side in the chunk's copy and their dZ rows are packed output row
+    /// by output row, image after image (batch 8+: two or more images per chunk on one and two
+    /// threads). With SAME, symmetric and VALID padding, a non-square kernel, slices of wider
+    /// buffers, and a batch that leaves a short last chunk.
+    func testSmallImagesShareWeightGradientChunks() {
+        check(Case(n: 8, h: 4, w: 4, ci: 12, co: 19, window: Window2D(3)), .gathered)
+        check(Case(n: 9, h: 5, w: 6, ci: 7, co: 33, window: Window2D(5, padding: .symmetric(2)), xStride: 9, zStride: 40), .gathered)
+        check(Case(n: 10, h: 6, w: 5, ci: 5, co: 17, window: Window2D(kernel: (2, 3), padding: .valid)), .gathered)
+    }
+
     /// 1x1 from channel slices: a plain GEMM, and a weight gradient that reads X in place across
     /// images, in several chunks of pixels.
     func testOneByOneFromChannelSlicesOverSeveralChunks() {

@@ -50,6 +50,12 @@ void ik_pack(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, float *pac
 void ik_pack_scaled(const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n, const float *column_scale,
                     float *packed);
 
+/* Packs the rows × n matrix b (row stride ldb) as rows k0 ..< k0 + rows of a packed k × n
+ * matrix (ik_packed_count(k, n) floats at packed), so a packed operand can be assembled from
+ * pieces in any row order. */
+void ik_pack_rows_at(const float *b, ptrdiff_t ldb, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, ptrdiff_t k0,
+                     float *packed);
+
 /* Packs B′ ((taps·co) × ci, ik_packed_count(taps·co, ci) floats) from HWIO weights w
  * (taps·ci·co floats): B′[t·co + o, c] = W[t′][c][o], t′ = t or, with reverse_taps, taps − 1 − t
  * (the kernel turned by 180°). The operand of a convolution's input gradient. */

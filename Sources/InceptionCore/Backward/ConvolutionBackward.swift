@@ -300,9 +300,13 @@ public enum ConvolutionGradient {
             guard let input = ik_thread_scratch(band.inputFloats + band.pixels * packedRow) else { fatalError("out of memory") }
             let packed = input + band.inputFloats
             chunking.copyInput(of: band, into: input)
-            ik_pack(dz.row(band.firstPixel), dz.stride, band.pixels, co, packed)
+            chunking.packOutputGradient(dz, of: band, into: packed)
+            // A for kernel row r: column (pixel) (oh, j, ow) at (oh·sh + r) padded rows, j images
+            // and ow·sw pixels in. Output rows are segments of OW columns; with the images side by
+            // side (stride 1) the next segment is the next image's row, one image's row width on.
+            let rowStep = chunking.inputRowFloats(of: band)
             for r in 0..<kh {
-                ik_gemm_transposed_a(kw * ci, band.pixels, co, input + r * chunking.paddedWidth * ci, sw * ci, band.outputWidth,
+                ik_gemm_transposed_a(kw * ci, band.pixels, co, input + r * rowStep, sw * ci, band.outputWidth,
                                      sh * chunking.paddedWidth * ci, packed, acc + r * rowFloats, co, first ? 0 : 1)
             }
         }
@@ -310,14 +314,15 @@ public enum ConvolutionGradient {
 
     /// Input rows firstRow ..< firstRow + rows of `image` (rows outside the input are zeros), each
     /// with g.padLeft zero pixels before and zeros after up to `paddedWidth` pixels, as a dense
-    /// rows × paddedWidth × CI block: the padded input the window kernels read in place (training's
-    /// bands, and inference's padded image in ``Convolution2D``).
+    /// rows × paddedWidth × CI block (its rows `rowStride` floats apart when given): the padded
+    /// input the window kernels read in place (training's bands, and inference's padded image in
+    /// ``Convolution2D``).
     static func copyPaddedBand(_ x: ActivationSlab, geometry g: WindowGeometry, image: Int, firstRow: Int, rows: Int,
-                               paddedWidth: Int, into band: UnsafeMutablePointer<Float>) {
+                               paddedWidth: Int, rowStride: Int? = nil, into band: UnsafeMutablePointer<Float>) {
         let ci = x.channels, width = g.inputWidth
         let left = min(g.padLeft, paddedWidth), copied = max(0, min(width, paddedWidth - left))
         for r in 0..<rows {
-            let dst = band + r * paddedWidth * ci
+            let dst = band + r * (rowStride ?? paddedWidth * ci)
             let ih = firstRow + r
             guard ih >= 0 && ih < g.inputHeight else { dst.update(repeating: 0, count: paddedWidth * ci); continue }
             dst.update(repeating: 0, count: left * ci)
@@ -418,8 +423,11 @@ struct WeightGradientChunking: @unchecked Sendable {
     let paddedWidth: Int
     /// Output rows per band (1 when direct).
     let bandRows: Int
-    /// Whole images per band chunk (1 unless `balanced` and an image fits several times).
+    /// Whole images per band chunk (1 unless `balanced` or `sideBySide`, and an image fits
+    /// several times).
     let imagesPerChunk: Int
+    /// A chunk's images lie side by side in its band copy (see ``Band``), else one after another.
+    let sideBySide: Bool
     let pixelsPerChunk: Int
     let chunks: Int
 
@@ -428,9 +436,11 @@ struct WeightGradientChunking: @unchecked Sendable {
     /// (pixel pairs), and small images grouped into chunks of several, so a chunk's product has a
     /// K of hundreds of pixels rather than 16 or 49 (each product reads and writes all of dW).
     /// Otherwise direct chunks are as large as the budget allows, in a multiple of the group
-    /// count, all the same size.
+    /// count, all the same size; and small images of a stride-1 window are grouped too, laid
+    /// side by side (the float32 kernel's A operand has one segment stride, no image stride).
     init(_ x: ActivationSlab, _ dz: ActivationSlab, geometry g: WindowGeometry, packedRowFloats: Int, balanced: Bool = false) {
         let w = g.window, threads = Parallel.threadCount
+        sideBySide = !balanced && w.strideHeight == 1
         self.x = x
         geometry = g
         direct = w.isPointwise
@@ -459,7 +469,7 @@ struct WeightGradientChunking: @unchecked Sendable {
         let perRow = w.strideHeight * paddedWidth * x.channels + g.outputWidth * packedRowFloats
         let halo = (w.kernelHeight - w.strideHeight) * paddedWidth * x.channels
         bandRows = max(1, min(g.outputHeight, (Self.budget - halo) / perRow))
-        if balanced && bandRows == g.outputHeight {
+        if (balanced || sideBySide) && bandRows == g.outputHeight {
             let perImage = halo + g.outputHeight * perRow
             let perThread = (dz.batch + 2 * threads - 1) / (2 * threads)
             imagesPerChunk = max(1, min(Self.budget / perImage, perThread))
@@ -480,7 +490,8 @@ struct WeightGradientChunking: @unchecked Sendable {
     }
 
     /// Output rows of one image, or all rows of `images` consecutive images, and the input rows
-    /// under them: `inputRows` zero-padded rows per image, `imageFloats` apart in the copy.
+    /// under them: `inputRows` zero-padded rows per image, `imageFloats` apart in the copy, or
+    /// (`sideBySide`) row r of every image in turn, then row r + 1 (``inputRowFloats(of:)``).
     struct Band {
         let image, images, firstOutputRow, outputRows, outputWidth, inputRows, imageFloats: Int
         var pixels: Int { images * outputRows * outputWidth }
@@ -507,10 +518,33 @@ struct WeightGradientChunking: @unchecked Sendable {
     /// The band's input rows, zero-padded, image after image
     /// (``ConvolutionGradient/copyPaddedBand(_:geometry:image:firstRow:rows:paddedWidth:into:)``).
     func copyInput(of band: Band, into buffer: UnsafeMutablePointer<Float>) {
+        let rowFloats = paddedWidth * x.channels
         for j in 0..<band.images {
             ConvolutionGradient.copyPaddedBand(x, geometry: geometry, image: band.image + j,
                                                firstRow: band.firstOutputRow * geometry.window.strideHeight - geometry.padTop,
-                                               rows: band.inputRows, paddedWidth: paddedWidth, into: buffer + j * band.imageFloats)
+                                               rows: band.inputRows, paddedWidth: paddedWidth,
+                                               rowStride: sideBySide ? band.images * rowFloats : rowFloats,
+                                               into: buffer + j * (sideBySide ? rowFloats : band.imageFloats))
+        }
+    }
+
+    /// The float32 product's padded input rows: one row of every image of the band side by side
+    /// (`sideBySide`), else one image's row.
+    func inputRowFloats(of band: Band) -> Int { (sideBySide ? band.images : 1) * paddedWidth * x.channels }
+
+    /// The band's dZ rows packed as the product's B (`co` columns, band.pixels rows), in the order
+    /// of the product's pixels: image by image, or side by side, output row by output row with
+    /// each row taking the images in turn (pixel (oh, j, ow)).
+    func packOutputGradient(_ dz: ActivationSlab, of band: Band, into packed: UnsafeMutablePointer<Float>) {
+        guard sideBySide && band.images > 1 else {
+            return ik_pack(dz.row(band.firstPixel), dz.stride, band.pixels, dz.channels, packed)
+        }
+        let ow = band.outputWidth, perImage = band.outputRows * ow
+        for oh in 0..<band.outputRows {
+            for j in 0..<band.images {
+                ik_pack_rows_at(dz.row(band.firstPixel + j * perImage + oh * ow), dz.stride, ow, dz.channels, band.pixels,
+                                (oh * band.images + j) * ow, packed)
+            }
         }
     }
 
