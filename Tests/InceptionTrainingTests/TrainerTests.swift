@@ -192,6 +192,25 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(try run(5).loss, try run(6).loss)
     }
 
+    /// Keeping every activation Y from the forward (small networks) and re-materialising them in
+    /// the backward (large ones, ``TrainingGraph/keptActivationBudget``) are the same arithmetic:
+    /// the same gradients bit for bit. Kept, the plan holds more memory.
+    func testKeptAndRematerialisedActivationsGiveTheSameGradients() throws {
+        let (images, labels) = batch()
+        let saved = TrainingGraph.keptActivationBudget
+        defer { TrainingGraph.keptActivationBudget = saved }
+        func run(budget: Int) throws -> (GradientResult, Int) {
+            TrainingGraph.keptActivationBudget = budget
+            let trainer = try Trainer(model: try smallModel(training: true), seed: 7)
+            return (try trainer.gradients(images: images, labels: labels), trainer.activationBytes)
+        }
+        let (kept, keptBytes) = try run(budget: .max), (rematerialised, rematerialisedBytes) = try run(budget: 0)
+        XCTAssertEqual(kept.loss, rematerialised.loss)
+        XCTAssertEqual(kept.gradients.count, rematerialised.gradients.count)
+        for (name, g) in kept.gradients { XCTAssertEqual(g.scalars, rematerialised.gradients[name]?.scalars, name) }
+        XCTAssertGreaterThan(keptBytes, rematerialisedBytes, "the kept plan holds the activations")
+    }
+
     /// The backward of a network with nothing trainable below the logits runs no convolution
     /// backward: the logits-only step is much cheaper than a full one.
     func testLogitsOnlyFineTuningSkipsTheBase() throws {
