@@ -157,20 +157,22 @@ struct OptimizerState {
         }
     }
 
-    /// Replaces `value` by its update from `gradient` at learning rate `lr`.
+    /// Replaces `value` by its update from `gradient` (plus `weightDecay`·value, the L2
+    /// regularizer's gradient, formed on the fly) at learning rate `lr`.
     ///
     /// The new values go into a new array, chunk by chunk on the worker threads, each chunk
     /// copied from the old values and updated while in cache. The old array is usually shared
     /// (the model still holds it as the variable's tensor), so updating it in place would first
     /// copy all of it on one thread (Array's copy-on-write: ~1.5 ms of a step for 6M floats).
-    mutating func apply(to name: String, value: inout [Float], gradient: [Float], lr: Float) {
+    mutating func apply(to name: String, value: inout [Float], gradient: [Float], lr: Float, weightDecay: Float = 0) {
         precondition(value.count == gradient.count)
         let old = value, n = old.count
         guard n > 0 else { return }
         value = [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
             old.withUnsafeBufferPointer { source in
                 gradient.withUnsafeBufferPointer { g in
-                    update(name, from: source.baseAddress!, into: buffer.baseAddress!, gradient: g.baseAddress!, count: n, lr: lr)
+                    update(name, from: source.baseAddress!, into: buffer.baseAddress!, gradient: g.baseAddress!, count: n, lr: lr,
+                           weightDecay: weightDecay)
                 }
             }
             initialized = n
@@ -179,29 +181,31 @@ struct OptimizerState {
 
     /// w = the update of `source` (n floats; w is written whole).
     private mutating func update(_ name: String, from source: UnsafePointer<Float>, into w: UnsafeMutablePointer<Float>,
-                                 gradient g: UnsafePointer<Float>, count n: Int, lr: Float) {
+                                 gradient g0: UnsafePointer<Float>, count n: Int, lr: Float, weightDecay d: Float) {
         let c = config
+        // The gradient with the regularizer's, rounded as when added beforehand (d = 0: g itself).
+        @inline(__always) func g(_ i: Int) -> Float { d != 0 ? g0[i] + d * source[i] : g0[i] }
         func chunks(_ body: (Range<Int>) -> Void) {
             let per = 1 << 16
             Parallel.forEach(count: (n + per - 1) / per) { i in body((i * per)..<min(n, (i + 1) * per)) }
         }
         switch c.kind {
         case .sgd:
-            chunks { r in for i in r { w[i] = source[i] - g[i] * lr } }
+            chunks { r in for i in r { w[i] = source[i] - g(i) * lr } }
         case .momentum:
             let mu = c.momentum
             slots[name + "/Momentum"]!.withUnsafeMutableBufferPointer { a in
                 let a = a.baseAddress!
-                chunks { r in for i in r { a[i] = a[i] * mu + g[i]; w[i] = source[i] - a[i] * lr } }
+                chunks { r in for i in r { a[i] = a[i] * mu + g(i); w[i] = source[i] - a[i] * lr } }
             }
         case .rmsprop:
             var ms = slots.removeValue(forKey: name + "/RMSProp")!
             var mom = slots.removeValue(forKey: name + "/RMSProp_1")!
             ms.withUnsafeMutableBufferPointer { ms in
                 mom.withUnsafeMutableBufferPointer { mom in
-                    OptimizerUpdate.rmsprop(value: w, from: source, gradient: g, meanSquare: ms.baseAddress!,
+                    OptimizerUpdate.rmsprop(value: w, from: source, gradient: g0, meanSquare: ms.baseAddress!,
                                             momentumSlot: mom.baseAddress!, count: n, learningRate: lr, decay: c.decay,
-                                            momentum: c.momentum, epsilon: c.epsilon)
+                                            momentum: c.momentum, epsilon: c.epsilon, weightDecay: d)
                 }
             }
             slots[name + "/RMSProp"] = ms
@@ -212,9 +216,9 @@ struct OptimizerState {
             var v = slots.removeValue(forKey: name + "/Adam_1")!
             m.withUnsafeMutableBufferPointer { m in
                 v.withUnsafeMutableBufferPointer { v in
-                    OptimizerUpdate.adam(value: w, from: source, gradient: g, firstMoment: m.baseAddress!,
+                    OptimizerUpdate.adam(value: w, from: source, gradient: g0, firstMoment: m.baseAddress!,
                                          secondMoment: v.baseAddress!, count: n, alpha: alpha, beta1: c.beta1,
-                                         beta2: c.beta2, epsilon: c.epsilon)
+                                         beta2: c.beta2, epsilon: c.epsilon, weightDecay: d)
                 }
             }
             slots[name + "/Adam"] = m

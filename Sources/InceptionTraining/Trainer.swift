@@ -183,8 +183,10 @@ public final class Trainer: @unchecked Sendable {
         var gradients: [String: [Float]]
     }
 
-    /// Forward + backward; throws on a non-finite loss or gradient (nothing changed).
-    private func pass(_ images: Tensor, _ labels: [Int], variables: [String: [Float]]) throws -> Pass {
+    /// Forward + backward; throws on a non-finite loss (nothing changed). The weights' gradients
+    /// include the regularizer's (wd·w) only `addingWeightDecay`: a step has the optimizer add
+    /// it on the fly (``decay(for:)``) rather than in a pass over every weight of its own.
+    private func pass(_ images: Tensor, _ labels: [Int], variables: [String: [Float]], addingWeightDecay: Bool) throws -> Pass {
         try checkBatch(images, labels)
         let graph = try plan(for: images.shape)
         graph.variables = variables
@@ -204,7 +206,7 @@ public final class Trainer: @unchecked Sendable {
         graph.backward()
         var gradients = graph.gradients
         graph.gradients = [:]
-        for name in trainableVariables where specs[name]!.role == .weights && weightDecay > 0 {
+        for name in trainableVariables where addingWeightDecay && decay(for: name) > 0 {
             // Taken out of the dictionary so the array is not shared and is changed in place.
             guard var g = gradients.removeValue(forKey: name) else { continue }
             variables[name]!.withUnsafeBufferPointer { w in
@@ -221,6 +223,11 @@ public final class Trainer: @unchecked Sendable {
         return Pass(crossEntropy: ce, regularization: reg, logits: logits, correct: correct, gradients: gradients)
     }
 
+    /// The L2 regularizer's rate for a variable: slim's weight decay on weights, none on the rest.
+    private func decay(for name: String) -> Float {
+        specs[name]!.role == .weights ? weightDecay : 0
+    }
+
     private func currentVariables() -> [String: [Float]] {
         model.variables.mapValues(\.scalars)
     }
@@ -232,12 +239,18 @@ public final class Trainer: @unchecked Sendable {
         var variables = TrainingProfile.measure("trainer read variables") { currentVariables() }
         let savedGenerator = generator
         let p: Pass
-        do { p = try pass(images, labels, variables: variables) } catch { generator = savedGenerator; throw error }
+        do { p = try pass(images, labels, variables: variables, addingWeightDecay: false) } catch { generator = savedGenerator; throw error }
         defer { if TrainingProfile.enabled { print(TrainingProfile.report()); TrainingProfile.reset() } }
+        // The gradient with the regularizer's: its norm, and a NaN or infinity anywhere in it
+        // stops the step before anything changes.
         var squares = 0.0
         for name in trainableVariables {
             guard let g = p.gradients[name] else { continue }
-            let s = g.withUnsafeBufferPointer { WeightDecay.sumOfSquares($0) }
+            let d = decay(for: name)
+            let s = g.withUnsafeBufferPointer { g in
+                d > 0 ? variables[name]!.withUnsafeBufferPointer { WeightDecay.sumOfSquares(g, plusDecay: d, times: $0) }
+                      : WeightDecay.sumOfSquares(g)
+            }
             guard s.isFinite else {
                 generator = savedGenerator
                 throw TrainingError.nonFiniteGradient(step: step, variable: name)
@@ -249,7 +262,7 @@ public final class Trainer: @unchecked Sendable {
         TrainingProfile.measure("optimizer") {
             for name in trainableVariables {
                 guard let g = p.gradients[name] else { continue }
-                state.apply(to: name, value: &variables[name]!, gradient: g, lr: lr)
+                state.apply(to: name, value: &variables[name]!, gradient: g, lr: lr, weightDecay: decay(for: name))
                 changed[name] = Tensor(shape: specs[name]!.shape, scalars: variables[name]!)
             }
         }
@@ -275,7 +288,7 @@ public final class Trainer: @unchecked Sendable {
     /// The gradients of the loss for a batch, without updating anything (training-mode forward;
     /// the dropout generator advances as in a step).
     public func gradients(images: Tensor, labels: [Int]) throws -> GradientResult {
-        let p = try pass(images, labels, variables: currentVariables())
+        let p = try pass(images, labels, variables: currentVariables(), addingWeightDecay: true)
         var means: [String: Tensor] = [:], variances: [String: Tensor] = [:]
         for (path, mean, variance, count) in graph!.batchStatistics() {
             let bessel = count > 1 ? Float(count) / Float(count - 1) : 1

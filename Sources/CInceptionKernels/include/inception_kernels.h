@@ -334,13 +334,14 @@ void ik_bn_gradient_apply(const float *z, ptrdiff_t z_stride, const float *dy, p
 
 /* ---- Optimizer updates (optimizer.c), in place over n elements; the same on every instruction set ---- */
 
-/* TF's ApplyRMSProp: ms += (g² − ms)·one_minus_rho; mom = mom·momentum + g·lr / √(ms + epsilon); w −= mom. */
+/* TF's ApplyRMSProp: ms += (g² − ms)·one_minus_rho; mom = mom·momentum + g·lr / √(ms + epsilon); w −= mom.
+ * With decay ≠ 0, g is g + decay·w (the L2 regularizer's gradient, added on the fly). */
 void ik_rmsprop_update(float *w, const float *g, float *ms, float *mom, ptrdiff_t n, float lr, float one_minus_rho,
-                       float momentum, float epsilon);
+                       float momentum, float epsilon, float decay);
 /* TF's ApplyAdam with α = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ): m += (g − m)·one_minus_beta1;
- * v += (g² − v)·one_minus_beta2; w −= m·α / (√v + epsilon). */
+ * v += (g² − v)·one_minus_beta2; w −= m·α / (√v + epsilon). g as for ik_rmsprop_update. */
 void ik_adam_update(float *w, const float *g, float *m, float *v, ptrdiff_t n, float alpha, float one_minus_beta1,
-                    float one_minus_beta2, float epsilon);
+                    float one_minus_beta2, float epsilon, float decay);
 
 /* ---- Thread pool (parallel.c) ---- */
 

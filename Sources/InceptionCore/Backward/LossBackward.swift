@@ -82,26 +82,43 @@ public enum WeightDecay {
     /// does not depend on the thread count. Each chunk keeps four running sums (elements i mod 4),
     /// since one Double sum is a chain of dependent adds that runs at a quarter of the speed.
     public static func sumOfSquares(_ x: UnsafeBufferPointer<Float>) -> Double {
-        let chunks = (x.count + chunk - 1) / chunk
-        func sum(_ range: Range<Int>) -> Double {
-            var s = SIMD4<Double>(repeating: 0)
-            var i = range.lowerBound
-            while i + 4 <= range.upperBound {
-                let v = SIMD4<Double>(Double(x[i]), Double(x[i + 1]), Double(x[i + 2]), Double(x[i + 3]))
-                s += v * v
-                i += 4
-            }
-            var total = (s[0] + s[1]) + (s[2] + s[3])
-            while i < range.upperBound { total += Double(x[i]) * Double(x[i]); i += 1 }
-            return total
-        }
-        guard chunks > 1 else { return sum(0..<x.count) }
+        sumOfSquares(count: x.count) { range in squares(range) { x[$0] } }
+    }
+
+    /// Σ(g + wd·w)² (as ``sumOfSquares(_:)``): the squared norm of the gradient with the
+    /// regularizer's added, each element rounded to float as the optimizer forms it
+    /// (``OptimizerUpdate``'s `weightDecay`), without writing that gradient anywhere.
+    public static func sumOfSquares(_ g: UnsafeBufferPointer<Float>, plusDecay decay: Float, times w: UnsafeBufferPointer<Float>) -> Double {
+        precondition(w.count == g.count)
+        return sumOfSquares(count: g.count) { range in squares(range) { g[$0] + decay * w[$0] } }
+    }
+
+    /// The chunks' sums (`chunkSum` of each 64K-element range), added in chunk order.
+    private static func sumOfSquares(count: Int, _ chunkSum: (Range<Int>) -> Double) -> Double {
+        let chunks = (count + chunk - 1) / chunk
+        guard chunks > 1 else { return chunkSum(0..<count) }
         var partial = [Double](repeating: 0, count: chunks)
         partial.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
-            Parallel.forEach(count: chunks) { t in out[t] = sum((t * chunk)..<min(x.count, (t + 1) * chunk)) }
+            Parallel.forEach(count: chunks) { t in out[t] = chunkSum((t * chunk)..<min(count, (t + 1) * chunk)) }
         }
         return partial.reduce(0, +)
+    }
+
+    /// Σ x(i)² over `range` in four running sums. Inlined into each caller, so `x` is inlined too
+    /// (called through a closure, this loop ran ~10x slower).
+    @inline(__always)
+    private static func squares(_ range: Range<Int>, _ x: (Int) -> Float) -> Double {
+        var s = SIMD4<Double>(repeating: 0)
+        var i = range.lowerBound
+        while i + 4 <= range.upperBound {
+            let v = SIMD4<Double>(Double(x(i)), Double(x(i + 1)), Double(x(i + 2)), Double(x(i + 3)))
+            s += v * v
+            i += 4
+        }
+        var total = (s[0] + s[1]) + (s[2] + s[3])
+        while i < range.upperBound { total += Double(x(i)) * Double(x(i)); i += 1 }
+        return total
     }
 
     /// gradient += wd·w.
