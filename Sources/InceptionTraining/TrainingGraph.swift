@@ -682,16 +682,17 @@ final class ConvNode {
         if units.count == 1 {
             weights = graph.variables[units[0].weights]!
         } else {
-            weights = [Float](repeating: 0, count: k * total)
-            weights.withUnsafeMutableBufferPointer { dst in
+            // The units' columns side by side; together they cover every column.
+            weights = [Float](unsafeUninitializedCapacity: k * total) { dst, initialized in
                 for u in units {
                     let w = graph.variables[u.weights]!
                     w.withUnsafeBufferPointer { src in
                         for r in 0..<k {
-                            (dst.baseAddress! + r * total + u.offset).update(from: src.baseAddress! + r * u.channels, count: u.channels)
+                            (dst.baseAddress! + r * total + u.offset).initialize(from: src.baseAddress! + r * u.channels, count: u.channels)
                         }
                     }
                 }
+                initialized = k * total
             }
         }
         let z = wide.slab(wide.z.pointer, columns)
@@ -749,11 +750,13 @@ final class ConvNode {
         let k = self.k, total = self.total
         if computeWeights {
             let x = TrainingProfile.measure("bwd rematerialize") { graph.activation(input) }
-            var dw = [Float](repeating: 0, count: k * total)
-            TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "bwd dW 1x1" : "bwd dW kxk", layer: units[0].path)) { dw.withUnsafeMutableBufferPointer {
-                ConvolutionGradient.weightGradient(input: x, outputGradient: g, window: window, into: $0.baseAddress!,
-                                                   workspace: graph.workspace)
-            } }
+            let dw = TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "bwd dW 1x1" : "bwd dW kxk", layer: units[0].path)) {
+                [Float](unsafeUninitializedCapacity: k * total) { out, initialized in  // written whole
+                    ConvolutionGradient.weightGradient(input: x, outputGradient: g, window: window, into: out.baseAddress!,
+                                                       workspace: graph.workspace)
+                    initialized = k * total
+                }
+            }
             for u in units where graph.isTrainable(u.weights) {
                 if units.count == 1 { graph.setGradient(u.weights, dw); continue }
                 // Unit u's columns of the fused product, one row copy per input channel.
@@ -930,10 +933,10 @@ final class HeadNode {
             logitsGradient.withUnsafeMutableBufferPointer { g in
                 let fx = column(f.baseAddress!, channels), dl = column(g.baseAddress!, classes)
                 if computeWeights {
-                    var dw = [Float](repeating: 0, count: channels * classes)
-                    dw.withUnsafeMutableBufferPointer {
-                        ConvolutionGradient.weightGradient(input: fx, outputGradient: dl, window: Window2D(1), into: $0.baseAddress!,
+                    let dw = [Float](unsafeUninitializedCapacity: channels * classes) { out, initialized in  // written whole
+                        ConvolutionGradient.weightGradient(input: fx, outputGradient: dl, window: Window2D(1), into: out.baseAddress!,
                                                            workspace: graph.workspace)
+                        initialized = channels * classes
                     }
                     graph.setGradient(path + "/weights", dw)
                 }

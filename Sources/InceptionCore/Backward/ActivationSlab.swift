@@ -48,10 +48,14 @@ public struct ActivationSlab: @unchecked Sendable {
 
     /// Sets every element of the slab (not the gaps between slices) to `value`.
     public func fill(_ value: Float) {
-        if stride == channels { base.update(repeating: value, count: pixels * channels); return }
         let s = self
         Parallel.forEach(count: SlabChunks.count(rows: pixels)) { part in
-            for p in SlabChunks.range(part, rows: s.pixels) { s.row(p).update(repeating: value, count: s.channels) }
+            let rows = SlabChunks.range(part, rows: s.pixels)
+            if s.stride == s.channels {  // dense: the chunk's rows are one run of memory
+                s.row(rows.lowerBound).update(repeating: value, count: rows.count * s.channels)
+            } else {
+                for p in rows { s.row(p).update(repeating: value, count: s.channels) }
+            }
         }
     }
 

@@ -20,7 +20,7 @@ import Foundation
 ///   column, against dZ packed once per chunk of output pixels (no im2col copy, no transposes).
 ///   Chunks are dealt to a few groups in a fixed pattern; each group sums its chunks' products
 ///   into its own accumulator and the accumulators are added in order, so the result does not
-///   depend on thread timing.
+///   depend on thread timing. Every element of dW is written (it may start uninitialised).
 /// - bias gradient: Σ over pixels of dZ (``BatchNormTraining/channelSums(_:)``).
 public enum ConvolutionGradient {
     /// Z = conv(X, W) (+ bias): the forward these gradients differentiate, reading a slab (so a
