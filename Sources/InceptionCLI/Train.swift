@@ -199,5 +199,5 @@ func enableBFloat16(_ requested: Bool) throws {
 
 /// Help for the training commands' `--winograd` flag.
 let winogradTrainingHelp = "Run the 3x3 stride-1 convolutions of each step (forward and both gradients) as Winograd "
-    + "F(4x4, 3x3), float32 with 4x fewer products: ~1.35x faster steps, but gradients further from TF-slim's "
+    + "F(4x4, 3x3), float32 with 4x fewer products: ~1.3-1.4x faster steps, but gradients further from TF-slim's "
     + "(about 1e-3 relative instead of 2e-5), so it is off by default."
