@@ -369,7 +369,7 @@ public enum ConvolutionGradient {
         return dx
     }
 
-    /// A 1x1 weight gradient small enough for one chunk (Mixed_5's at 112x112, the logits'):
+    /// A 1x1 weight gradient small enough for one chunk (the logits', Mixed_5's Branch_3 at 112x112):
     /// dW = Xᵀ·dZ as one product, its rows (input channels) split over the threads. The chunked
     /// schedule would run this one chunk on one thread; split by rows, every element's sum is
     /// the same, in the same order, as that one product's.
