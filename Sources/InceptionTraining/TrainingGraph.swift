@@ -25,8 +25,8 @@ import Inception
 /// neither X nor Y) and, when a convolution's weight gradient reads it, its output (so that
 /// neither the pool nor its input is recomputed for that). Other activations Y = ReLU(BN(Z))
 /// and pooled values are re-materialised when a gradient kernel needs them and released after
-/// their last use, unless all the Ys together are small enough to keep
-/// (``keptActivationBudget``); gradients live in buffers with the same layout as the wides,
+/// their last use, unless the Ys that weight gradients read fit ``keptActivationBudget``
+/// together (then they stay from the forward); gradients live in buffers with the same layout as the wides,
 /// batch-norm backward turning ∂L/∂Y into ∂L/∂Z in place. Transient buffers come from a
 /// ``SlotAllocator`` that reuses them step after step.
 ///
@@ -391,10 +391,10 @@ final class TrainingGraph {
         let kind: HolderKind
     }
 
-    /// The most bytes of activations Y = ReLU(BN(Z)) kept from the forward to the backward: when
-    /// all of them fit, none is re-materialised. Batch 32 at 112x112 has ~100 MB of them, and
-    /// keeping them saves ~3 ms of a ~170 ms step; at 224x224 they are ~410 MB, and
-    /// re-materialising them (~14 ms of ~570) keeps the peak at ~1.2 GB instead of ~1.6.
+    /// The most bytes of activations Y = ReLU(BN(Z)) that the backward reads again (weight
+    /// gradients' inputs) kept from the forward: when all of them fit, none is re-materialised.
+    /// Batch 32 has ~40 MB of them at 112x112 and ~160 MB at 224x224 (peak ~1.2 → ~1.35 GB);
+    /// re-materialising them took ~3 and ~10 ms of a step.
     nonisolated(unsafe) static var keptActivationBudget = 256 << 20
 
     /// When each materialised activation and gradient buffer can go.
@@ -427,17 +427,24 @@ final class TrainingGraph {
         for node in nodes {
             if case .conv(let c) = node, c.computeWeights, case .pool(let p) = c.input, case .max = p.operation { p.keepsOutput = true }
         }
-        // Small networks keep every block's Y from the forward to the backward instead.
-        let yFloats = users.values.reduce(0) { total, u in
-            if case .wide(let w) = u.holder.kind { return total + w.pixels * w.columns }
-            return total
+        // The Ys a gradient kernel reads again (a weight gradient's input, local response
+        // normalization's): kept from the forward to the backward when they fit the budget
+        // together, else re-materialised there.
+        var readInBackward: Set<ObjectIdentifier> = []
+        for node in nodes {
+            switch node {
+            case .conv(let c): if c.participates && c.computeWeights, case .wide(let w, _) = c.input { readInBackward.insert(ObjectIdentifier(w)) }
+            case .pool(let p): if p.propagate && p.operation.readsInputInBackward, case .wide(let w, _) = p.input { readInBackward.insert(ObjectIdentifier(w)) }
+            case .head: break
+            }
         }
-        let keepsWideOutputs = yFloats * MemoryLayout<Float>.stride <= Self.keptActivationBudget
-        for (_, u) in users {
+        let keptFloats = wides.filter { readInBackward.contains(ObjectIdentifier($0)) }.reduce(0) { $0 + $1.pixels * $1.columns }
+        let keepsReadActivations = keptFloats * MemoryLayout<Float>.stride <= Self.keptActivationBudget
+        for (key, u) in users {
             // The final output stays until the head (or the caller) has used it.
             var kept = false
             if case .pool(let p) = u.holder.kind { kept = p.keepsOutput }
-            if case .wide = u.holder.kind { kept = keepsWideOutputs }
+            if case .wide = u.holder.kind { kept = keepsReadActivations && readInBackward.contains(key) }
             if !kept { forwardReleases[u.last].append(u.holder) }
             backwardYReleases[u.first].append(u.holder)
         }

@@ -192,9 +192,9 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(try run(5).loss, try run(6).loss)
     }
 
-    /// Keeping every activation Y from the forward (small networks) and re-materialising them in
-    /// the backward (large ones, ``TrainingGraph/keptActivationBudget``) are the same arithmetic:
-    /// the same gradients bit for bit. Kept, the plan holds more memory.
+    /// Keeping the activations Y that the backward reads again from the forward (when they fit
+    /// ``TrainingGraph/keptActivationBudget``) and re-materialising them in the backward are the
+    /// same arithmetic: the same gradients bit for bit. Kept, the plan holds more memory.
     func testKeptAndRematerialisedActivationsGiveTheSameGradients() throws {
         let (images, labels) = batch()
         let saved = TrainingGraph.keptActivationBudget
