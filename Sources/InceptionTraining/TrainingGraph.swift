@@ -108,6 +108,7 @@ final class TrainingGraph {
                             keep: options.dropoutKeepProbability, lossWeight: 1)
         }
         planGradientFlow()
+        planPoolsOverPreActivations()
         planReleases()
     }
 
@@ -391,6 +392,54 @@ final class TrainingGraph {
         let kind: HolderKind
     }
 
+    /// Whether max pools may pool Z (``planPoolsOverPreActivations()``); tests compare both plans.
+    nonisolated(unsafe) static var poolsOverPreActivations = true
+
+    /// Max pools straight after convolutions (slim's MaxPool_2a and 3a; 4a and 5a read blocks
+    /// whose fused 1x1 also writes inner columns, and keep the plain path) pool Z and apply
+    /// ReLU∘BN to their own output, which is 4x smaller, when that map is non-decreasing for every
+    /// channel (no γ): max(ReLU(BN(z))) = ReLU(BN(max z)), the same floats, since rounding keeps
+    /// order. The convolutions' Y is then never written, when nothing else reads it. The backward
+    /// routes each gradient to the position of the largest z, which is the first largest y
+    /// (TF's choice) unless two different z round to the same y; where ReLU clamps them to 0 the
+    /// gradient is zero either way.
+    private func planPoolsOverPreActivations() {
+        guard Self.poolsOverPreActivations else { return }
+        var readers: [ObjectIdentifier: [(range: Range<Int>, pool: PoolNode?)]] = [:]
+        func read(_ s: Source, by pool: PoolNode?) {
+            if case .wide(let w, let r) = s { readers[ObjectIdentifier(w), default: []].append((r, pool)) }
+        }
+        for node in nodes {
+            switch node {
+            case .conv(let c): read(c.input, by: nil)
+            case .pool(let p): read(p.input, by: p)
+            case .head(let h): read(h.input, by: nil)
+            }
+        }
+        read(output, by: nil)
+        if let head { read(head.input, by: nil) }
+        for w in wides {
+            let all = readers[ObjectIdentifier(w)] ?? []
+            for case (let r, let pool?) in all {
+                guard case .max = pool.operation else { continue }
+                let producers = w.producers.filter { $0.columns.overlaps(r) }
+                // Every producer under the pool: monotone, its columns inside the pool's range, and
+                // read by nothing but such pools.
+                let ok = producers.allSatisfy { c in
+                    c.isMonotone && r.contains(c.columns.lowerBound) && r.contains(c.columns.upperBound - 1)
+                        && all.allSatisfy { reader in
+                            !reader.range.overlaps(c.columns) || (reader.pool.map { if case .max = $0.operation { return true }; return false } ?? false)
+                        }
+                }
+                if ok && !producers.isEmpty { pool.poolsOverPreActivation = true }
+            }
+            for c in w.producers {
+                let under = all.filter { $0.range.overlaps(c.columns) }
+                c.skipsActivation = !under.isEmpty && under.allSatisfy { $0.pool?.poolsOverPreActivation ?? false }
+            }
+        }
+    }
+
     /// The most bytes of activations Y = ReLU(BN(Z)) that the backward reads again (weight
     /// gradients' inputs) kept from the forward: when all of them fit, none is re-materialised.
     /// Batch 32 has ~40 MB of them at 112x112 and ~160 MB at 224x224 (peak ~1.2 → ~1.35 GB);
@@ -469,7 +518,18 @@ final class TrainingGraph {
         case .pool(let p):
             if p.y == nil {
                 p.y = memory.take(p.pixels * p.channels)
-                p.forward(input: activation(p.input), into: p.slab(p.y!.pointer))
+                let y = p.slab(p.y!.pointer)
+                if p.poolsOverPreActivation, case .wide(let w, let r) = p.input {
+                    // max(ReLU(BN(z))) = ReLU(BN(max z)) channel by channel: pool Z, then normalize.
+                    p.forward(input: w.slab(w.z.pointer, r), into: y)
+                    for c in w.producers where c.columns.overlaps(r) {
+                        let out = ActivationSlab(base: y.base + (c.columns.lowerBound - r.lowerBound), batch: y.batch,
+                                                 height: y.height, width: y.width, channels: c.columns.count, stride: y.stride)
+                        c.normalizeInPlace(out)
+                    }
+                } else {
+                    p.forward(input: activation(p.input), into: y)
+                }
             }
             return p.slab(p.y!.pointer)
         }
@@ -654,6 +714,12 @@ final class ConvNode {
 
     var participates = false, computeWeights = false, propagate = false, accumulate = false
     var yReady = false
+    /// Only max pools read this convolution's Y, and they pool Z instead (see
+    /// ``TrainingGraph/planPoolsOverPreActivations()``): Y is never written.
+    var skipsActivation = false
+    /// ReLU∘BN (or ReLU of Z + bias) is non-decreasing in Z for every channel: no batch-norm scale
+    /// γ, which could be negative (slim has none; 1/√(σ² + ε) > 0).
+    var isMonotone: Bool { !hasGamma }
     // Per step.
     private(set) var weights: [Float] = []   // (KH·KW·CI) × total, the units' columns side by side
     private(set) var mean: [Float] = [], variance: [Float] = [], scale: [Float] = [], beta: [Float] = []
@@ -723,7 +789,19 @@ final class ConvNode {
                 }
             }
         }
-        TrainingProfile.measure("fwd bn normalize+relu") { _ = graph.activation(.wide(wide, columns)) }  // while Z is in cache
+        if !skipsActivation {
+            TrainingProfile.measure("fwd bn normalize+relu") { _ = graph.activation(.wide(wide, columns)) }  // while Z is in cache
+        }
+    }
+
+    /// ReLU(BN(·)) (or ReLU) of this convolution's channels, in place, on a max pool's output
+    /// of its Z (`slab`: channels `columns` of the wide, as the pool saw them).
+    func normalizeInPlace(_ slab: ActivationSlab) {
+        if batchNorm {
+            BatchNormTraining.normalize(slab, mean: mean, scale: scale, beta: beta, relu: true, into: slab)
+        } else {
+            BatchNormTraining.relu(slab, into: slab)
+        }
     }
 
     /// Y = ReLU(BN(Z)) (or ReLU(Z) with biases) into the wide's activation buffer.
@@ -812,6 +890,9 @@ final class PoolNode {
     var propagate = false, accumulate = false, dependsOnTrainable = false
     /// Y stays from the forward to the backward (see ``TrainingGraph``).
     var keepsOutput = false
+    /// A max pool of a wide's columns whose producers are all monotone: it pools their Z and
+    /// normalizes its own output (``TrainingGraph/planPoolsOverPreActivations()``).
+    var poolsOverPreActivation = false
     /// Max pooling: each output element's window position, written by every forward (held for
     /// the life of the plan).
     let argmax: UnsafeMutableBufferPointer<UInt8>?

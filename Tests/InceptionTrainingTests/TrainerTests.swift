@@ -211,6 +211,25 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(keptBytes, rematerialisedBytes, "the kept plan holds the activations")
     }
 
+    /// MaxPool_2a and 3a pool Z and normalize their own output instead of pooling ReLU(BN(Z)):
+    /// the same loss and gradients bit for bit (ReLU∘BN keeps order; no two different Z of this
+    /// batch round to the same positive Y), and the root convolutions' Ys are never allocated.
+    func testMaxPoolsOverPreActivationsGiveTheSameGradients() throws {
+        let (images, labels) = batch()
+        let saved = TrainingGraph.poolsOverPreActivations
+        defer { TrainingGraph.poolsOverPreActivations = saved }
+        func run(_ overZ: Bool) throws -> (GradientResult, Int) {
+            TrainingGraph.poolsOverPreActivations = overZ
+            let trainer = try Trainer(model: try smallModel(training: true), seed: 7)
+            return (try trainer.gradients(images: images, labels: labels), trainer.activationBytes)
+        }
+        let (overZ, overZBytes) = try run(true), (overY, overYBytes) = try run(false)
+        XCTAssertEqual(overZ.loss, overY.loss)
+        XCTAssertEqual(overZ.logits.scalars, overY.logits.scalars)
+        for (name, g) in overZ.gradients { XCTAssertEqual(g.scalars, overY.gradients[name]?.scalars, name) }
+        XCTAssertLessThan(overZBytes, overYBytes, "the stem's and Conv2d_2c's Y are not allocated")
+    }
+
     /// The backward of a network with nothing trainable below the logits runs no convolution
     /// backward: the logits-only step is much cheaper than a full one.
     func testLogitsOnlyFineTuningSkipsTheBase() throws {
