@@ -199,31 +199,28 @@ struct OptimizerState {
                 chunks { r in for i in r { a[i] = a[i] * mu + g(i); w[i] = source[i] - a[i] * lr } }
             }
         case .rmsprop:
-            var ms = slots.removeValue(forKey: name + "/RMSProp")!
-            var mom = slots.removeValue(forKey: name + "/RMSProp_1")!
-            ms.withUnsafeMutableBufferPointer { ms in
-                mom.withUnsafeMutableBufferPointer { mom in
-                    OptimizerUpdate.rmsprop(value: w, from: source, gradient: g0, meanSquare: ms.baseAddress!,
-                                            momentumSlot: mom.baseAddress!, count: n, learningRate: lr, decay: c.decay,
-                                            momentum: c.momentum, epsilon: c.epsilon, weightDecay: d)
-                }
+            withSlots(name + "/RMSProp", name + "/RMSProp_1") { ms, mom in
+                OptimizerUpdate.rmsprop(value: w, from: source, gradient: g0, meanSquare: ms, momentumSlot: mom, count: n,
+                                        learningRate: lr, decay: c.decay, momentum: c.momentum, epsilon: c.epsilon,
+                                        weightDecay: d)
             }
-            slots[name + "/RMSProp"] = ms
-            slots[name + "/RMSProp_1"] = mom
         case .adam:
             let alpha = lr * (1 - beta2Power).squareRoot() / (1 - beta1Power)
-            var m = slots.removeValue(forKey: name + "/Adam")!
-            var v = slots.removeValue(forKey: name + "/Adam_1")!
-            m.withUnsafeMutableBufferPointer { m in
-                v.withUnsafeMutableBufferPointer { v in
-                    OptimizerUpdate.adam(value: w, from: source, gradient: g0, firstMoment: m.baseAddress!,
-                                         secondMoment: v.baseAddress!, count: n, alpha: alpha, beta1: c.beta1,
-                                         beta2: c.beta2, epsilon: c.epsilon, weightDecay: d)
-                }
+            withSlots(name + "/Adam", name + "/Adam_1") { m, v in
+                OptimizerUpdate.adam(value: w, from: source, gradient: g0, firstMoment: m, secondMoment: v, count: n,
+                                     alpha: alpha, beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, weightDecay: d)
             }
-            slots[name + "/Adam"] = m
-            slots[name + "/Adam_1"] = v
         }
+    }
+
+    /// `body` on two slots' storage, the slots taken out of `slots` meanwhile so that neither
+    /// array is shared and both change in place.
+    private mutating func withSlots(_ first: String, _ second: String,
+                                    _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        var a = slots.removeValue(forKey: first)!, b = slots.removeValue(forKey: second)!
+        a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in body(a.baseAddress!, b.baseAddress!) } }
+        slots[first] = a
+        slots[second] = b
     }
 
     /// After every variable of a step is updated (Adam's β powers advance once per step).

@@ -196,37 +196,39 @@ final class TrainerTests: XCTestCase {
     /// ``TrainingGraph/keptActivationBudget``) and re-materialising them in the backward are the
     /// same arithmetic: the same gradients bit for bit. Kept, the plan holds more memory.
     func testKeptAndRematerialisedActivationsGiveTheSameGradients() throws {
-        let (images, labels) = batch()
         let saved = TrainingGraph.keptActivationBudget
         defer { TrainingGraph.keptActivationBudget = saved }
-        func run(budget: Int) throws -> (GradientResult, Int) {
-            TrainingGraph.keptActivationBudget = budget
-            let trainer = try Trainer(model: try smallModel(training: true), seed: 7)
-            return (try trainer.gradients(images: images, labels: labels), trainer.activationBytes)
-        }
-        let (kept, keptBytes) = try run(budget: .max), (rematerialised, rematerialisedBytes) = try run(budget: 0)
-        XCTAssertEqual(kept.loss, rematerialised.loss)
-        XCTAssertEqual(kept.gradients.count, rematerialised.gradients.count)
-        for (name, g) in kept.gradients { XCTAssertEqual(g.scalars, rematerialised.gradients[name]?.scalars, name) }
+        let (kept, keptBytes) = try planGradients { TrainingGraph.keptActivationBudget = .max }
+        let (rematerialised, rematerialisedBytes) = try planGradients { TrainingGraph.keptActivationBudget = 0 }
+        assertSameGradients(kept, rematerialised)
         XCTAssertGreaterThan(keptBytes, rematerialisedBytes, "the kept plan holds the activations")
+    }
+
+    /// The gradients of `batch()` and the plan's activation bytes, from a fresh trainer whose
+    /// graph is planned after `configure` ran.
+    private func planGradients(_ configure: () -> Void) throws -> (GradientResult, Int) {
+        let (images, labels) = batch()
+        configure()
+        let trainer = try Trainer(model: try smallModel(training: true), seed: 7)
+        return (try trainer.gradients(images: images, labels: labels), trainer.activationBytes)
+    }
+
+    private func assertSameGradients(_ a: GradientResult, _ b: GradientResult, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.loss, b.loss, file: file, line: line)
+        XCTAssertEqual(a.logits.scalars, b.logits.scalars, file: file, line: line)
+        XCTAssertEqual(Set(a.gradients.keys), Set(b.gradients.keys), file: file, line: line)
+        for (name, g) in a.gradients { XCTAssertEqual(g.scalars, b.gradients[name]?.scalars, name, file: file, line: line) }
     }
 
     /// MaxPool_2a and 3a pool Z and normalize their own output instead of pooling ReLU(BN(Z)):
     /// the same loss and gradients bit for bit (ReLU∘BN keeps order; no two different Z of this
     /// batch round to the same positive Y), and the root convolutions' Ys are never allocated.
     func testMaxPoolsOverPreActivationsGiveTheSameGradients() throws {
-        let (images, labels) = batch()
         let saved = TrainingGraph.poolsOverPreActivations
         defer { TrainingGraph.poolsOverPreActivations = saved }
-        func run(_ overZ: Bool) throws -> (GradientResult, Int) {
-            TrainingGraph.poolsOverPreActivations = overZ
-            let trainer = try Trainer(model: try smallModel(training: true), seed: 7)
-            return (try trainer.gradients(images: images, labels: labels), trainer.activationBytes)
-        }
-        let (overZ, overZBytes) = try run(true), (overY, overYBytes) = try run(false)
-        XCTAssertEqual(overZ.loss, overY.loss)
-        XCTAssertEqual(overZ.logits.scalars, overY.logits.scalars)
-        for (name, g) in overZ.gradients { XCTAssertEqual(g.scalars, overY.gradients[name]?.scalars, name) }
+        let (overZ, overZBytes) = try planGradients { TrainingGraph.poolsOverPreActivations = true }
+        let (overY, overYBytes) = try planGradients { TrainingGraph.poolsOverPreActivations = false }
+        assertSameGradients(overZ, overY)
         XCTAssertLessThan(overZBytes, overYBytes, "the stem's and Conv2d_2c's Y are not allocated")
     }
 
