@@ -35,8 +35,8 @@ struct Bench: ParsableCommand {
     var globalPool = false
     @Flag(help: "Time training steps (RMSProp, batch-norm updates, weight decay) instead of inference.")
     var train = false
-    @Flag(help: ArgumentHelp("With --train: " + winogradTrainingHelp))
-    var winograd = false
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("With --train: " + winogradTrainingHelp))
+    var winograd = true
     @Flag(help: ArgumentHelp("With --train: " + bfloat16TrainingHelp))
     var bf16 = false
     @Option(help: "Classes of the logits layer.")
@@ -107,7 +107,7 @@ struct Bench: ParsableCommand {
 extension Bench {
     /// Training steps on random data in memory: forward, backward and an RMSProp update.
     func runTraining() throws {
-        if winograd { Winograd.inTraining = true }
+        Winograd.inTraining = winograd
         try enableBFloat16(bf16)
         var options = choice.defaults
         options.numClasses = numClasses

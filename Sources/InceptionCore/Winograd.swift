@@ -36,15 +36,18 @@ public enum Winograd {
     }
 
     /// Whether training runs its 3×3 stride-1 convolutions (the forward, the input gradient and
-    /// the weight gradient) as Winograd too. Off by default; the environment variable
-    /// `INCEPTION_WINOGRAD_TRAINING=1` or `inception train --winograd` turns it on. Training steps
-    /// are ~1.35× faster with it (224×224, batch 32, on the development machine: 38.7 → 52.5
-    /// images/s), but the gradients move away from TF-slim's: Winograd's float rounding is ~10×
-    /// the direct path's, and the network's dense max-pool and ReLU kinks turn that into gradient
-    /// differences of ~1e-3 (relative to the largest) on the parity tests' network, beyond their
-    /// tolerances (which the direct path meets with ~2e-5). On a trained network (the digits
-    /// model) the weight gradients stay within 1e-4 of the direct path's (median; 0.6% at worst).
-    /// Do not change it while a step runs.
+    /// the weight gradient) as Winograd too. Off by default in the library, so a `Trainer` used
+    /// directly takes the direct path that the TF-slim training parity tests check; the
+    /// environment variable `INCEPTION_WINOGRAD_TRAINING=1` turns it on. The `inception train`
+    /// and `inception bench --train` commands turn it on unless given `--no-winograd`: a training
+    /// step is arithmetic-bound, and with it steps are ~1.3–1.5× faster (224×224, batch 32, 2
+    /// threads: 19.2 → 28.1 images/s on a Zen 4 machine, 40.0 → 57.4 on a Zen 5 one), where the
+    /// direct path is no faster than TF-slim's own step. The cost is rounding: Winograd's is ~10×
+    /// the direct path's, and on the parity tests' randomly initialised network the dense
+    /// max-pool and ReLU kinks turn that into gradient differences of ~1e-3 (relative to the
+    /// largest), beyond those tests' tolerances (which the direct path meets with ~2e-5). On a
+    /// trained network (the digits model) the weight gradients stay within 1e-4 of the direct
+    /// path's (median; 0.6% at worst). Do not change it while a step runs.
     nonisolated(unsafe) public static var inTraining = ProcessInfo.processInfo.environment["INCEPTION_WINOGRAD_TRAINING"] == "1"
 
     /// The tile size the automatic mode uses for a 3×3 stride-1 convolution call, or nil for the
