@@ -208,8 +208,7 @@ float *ik_thread_scratch_slot(int slot, ptrdiff_t count) {
     if ((size_t)count > t_scratch_count[slot]) {
         pthread_once(&g_scratch_once, scratch_key_init);
         free(t_scratch[slot]);
-        const size_t bytes = (((size_t)count * sizeof(float)) + 63) & ~(size_t)63;
-        t_scratch[slot] = aligned_alloc(64, bytes);
+        t_scratch[slot] = ik_alloc_floats(count);
         if (!t_scratch[slot]) { t_scratch_count[slot] = 0; pthread_setspecific(g_scratch_key[slot], NULL); return NULL; }
         t_scratch_count[slot] = (size_t)count;
         pthread_setspecific(g_scratch_key[slot], t_scratch[slot]);

@@ -90,12 +90,12 @@ final class InferencePlan {
             }
         }
         output = x
-        let arena = UnsafeMutablePointer<Float>.allocate(capacity: max(layout.size, 1))
+        let arena = FloatMemory.allocate(layout.size)
         self.arena = arena
         buffers = layout.offsets.map { arena + $0 }
     }
 
-    deinit { arena?.deallocate() }
+    deinit { FloatMemory.free(arena) }
 
     /// What the plan needs to know about the classification head.
     struct Head {

@@ -1,17 +1,17 @@
 import Foundation
 import Inception
 
-/// An owned block of floats.
+/// An owned block of floats (``FloatMemory``: big blocks on transparent huge pages).
 final class FloatBuffer {
     let pointer: UnsafeMutablePointer<Float>
     let capacity: Int
 
     init(capacity: Int) {
         self.capacity = max(capacity, 1)
-        pointer = .allocate(capacity: self.capacity)
+        pointer = FloatMemory.allocate(self.capacity)
     }
 
-    deinit { pointer.deallocate() }
+    deinit { FloatMemory.free(pointer) }
 }
 
 /// The transient buffers of a training step (materialised activations and gradients), reused

@@ -140,14 +140,14 @@ public final class Workspace: @unchecked Sendable {
     public private(set) var capacity = 0
 
     public init() {}
-    deinit { pointer?.deallocate() }
+    deinit { FloatMemory.free(pointer) }
 
     /// At least `count` floats, valid until the next call (contents undefined).
     public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity || pointer == nil {
-            pointer?.deallocate()
+            FloatMemory.free(pointer)
             capacity = max(count, 1)
-            pointer = .allocate(capacity: capacity)
+            pointer = FloatMemory.allocate(capacity)
         }
         return pointer!
     }
