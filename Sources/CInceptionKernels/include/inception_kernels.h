@@ -356,13 +356,13 @@ void ik_parallel_set_threads(int n);
  * running. */
 void ik_parallel_for(int threads, ptrdiff_t count, void (*fn)(void *ctx, ptrdiff_t index), void *ctx);
 
-/* A 64-byte-aligned buffer of at least `count` floats owned by the calling thread, valid until
- * the thread's next call (or exit). NULL if memory is exhausted. */
 /* `count` floats, 64-byte aligned; buffers of 2 MB or more are 2 MB aligned and, on Linux, marked
  * for transparent huge pages (MADV_HUGEPAGE). NULL when out of memory. Free with ik_free_floats. */
 float *ik_alloc_floats(ptrdiff_t count);
 void ik_free_floats(float *p);
 
+/* A 64-byte-aligned buffer of at least `count` floats owned by the calling thread (from
+ * ik_alloc_floats), valid until the thread's next call (or exit). NULL if memory is exhausted. */
 float *ik_thread_scratch(ptrdiff_t count);
 
 /* Independent per-thread scratch buffers: slot 0 is ik_thread_scratch's; a buffer from slot s
