@@ -194,26 +194,35 @@ static ik_params params_for(int isa) {
 static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                  const float *a, ptrdiff_t lda,
                  const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
-                 float *c, ptrdiff_t ldc, const float *bias, int relu, int accumulate);
+                 float *c, ptrdiff_t ldc, const float *bias, int relu, int accumulate,
+                 const float *shift, float *block_sums);
 
 void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
              const float *a, ptrdiff_t lda,
              const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
              float *c, ptrdiff_t ldc, const float *bias, int relu) {
-    gemm(m, k, n, a, lda, packed, panel_begin, panel_end, c, ldc, bias, relu, 0);
+    gemm(m, k, n, a, lda, packed, panel_begin, panel_end, c, ldc, bias, relu, 0, NULL, NULL);
+}
+
+void ik_gemm_block_sums(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                        const float *a, ptrdiff_t lda,
+                        const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                        float *c, ptrdiff_t ldc, const float *bias, const float *shift, float *block_sums) {
+    gemm(m, k, n, a, lda, packed, panel_begin, panel_end, c, ldc, bias, 0, 0, shift, block_sums);
 }
 
 void ik_gemm_accumulate(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                         const float *a, ptrdiff_t lda,
                         const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
                         float *c, ptrdiff_t ldc) {
-    gemm(m, k, n, a, lda, packed, panel_begin, panel_end, c, ldc, NULL, 0, 1);
+    gemm(m, k, n, a, lda, packed, panel_begin, panel_end, c, ldc, NULL, 0, 1, NULL, NULL);
 }
 
 static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                  const float *a, ptrdiff_t lda,
                  const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
-                 float *c, ptrdiff_t ldc, const float *bias, int relu, int accumulate) {
+                 float *c, ptrdiff_t ldc, const float *bias, int relu, int accumulate,
+                 const float *shift, float *block_sums) {
     const ptrdiff_t total_panels = (n + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
     if (panel_end > total_panels) panel_end = total_panels;
     if (m <= 0 || panel_begin >= panel_end) return;
@@ -259,6 +268,15 @@ static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
             blk.relu = relu && k0 + blk.kc >= k;
             prm.block(&blk);
         }
+        /* The finished mc-row block of C is still in L2: its batch-norm sums, 32 rows at a time
+         * (mc is a multiple of 32), cost a read from there instead of another pass over the
+         * whole output from memory. */
+        if (block_sums)
+            for (ptrdiff_t r = 0; r < blk.m; r += IK_BN_SUM_ROWS) {
+                float *out = block_sums + (i0 + r) / IK_BN_SUM_ROWS * 2 * n;
+                ik_bn_block_sums(blk.c + r * ldc, ldc, blk.m - r < IK_BN_SUM_ROWS ? blk.m - r : IK_BN_SUM_ROWS,
+                                 j1 - j0, shift + j0, out + j0, out + n + j0);
+            }
     }
 }
 
@@ -269,6 +287,11 @@ static void gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
  * kh segments of kw·ci, a padded row apart, which the kernels walk directly (ik_block's
  * segments). Row tiles stay within one output row. K blocks are whole segments. */
 void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_t row_end) {
+    ik_conv_window_rows_block_sums(cw, row_begin, row_end, NULL, NULL);
+}
+
+void ik_conv_window_rows_block_sums(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_t row_end,
+                                    const float *shift, float *block_sums) {
     const ptrdiff_t ci = cw->channels, seg = cw->kernel_w * ci, k = cw->kernel_h * seg;
     const ptrdiff_t co = cw->out_channels, ow = cw->out_width, oh = cw->out_height;
     const ptrdiff_t panels = (co + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
@@ -287,6 +310,7 @@ void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_
     blk.seg_stride = cw->padded_width * ci;
     blk.a_transposed = 0;
     blk.seg_start = 0;
+    ptrdiff_t next = 0;  /* with block_sums: the first pixel (from row_begin's) of the next block to sum */
     for (ptrdiff_t r = row_begin; r < row_end; r++) {
         const ptrdiff_t image = r / oh, oy = r % oh;
         const float *top = cw->input + ((image * cw->padded_height + oy * cw->stride_h) * cw->padded_width) * ci;
@@ -300,6 +324,18 @@ void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_
             blk.load_c = s0 != 0;
             blk.relu = cw->relu && s0 + segs >= cw->kernel_h;
             prm.block(&blk);
+        }
+        /* The 32-pixel blocks finished with this output row are still in cache: their
+         * batch-norm sums (the last, partial block with the last row). */
+        if (block_sums) {
+            const ptrdiff_t done = (r + 1 - row_begin) * ow;
+            for (; next < done; next += IK_BN_SUM_ROWS) {
+                if (next + IK_BN_SUM_ROWS > done && r + 1 < row_end) break;
+                const ptrdiff_t rows = done - next < IK_BN_SUM_ROWS ? done - next : IK_BN_SUM_ROWS;
+                float *out = block_sums + next / IK_BN_SUM_ROWS * 2 * co;
+                ik_bn_block_sums(cw->output + (row_begin * ow + next) * cw->channel_stride, cw->channel_stride, rows, co,
+                                 shift, out, out + co);
+            }
         }
     }
 }

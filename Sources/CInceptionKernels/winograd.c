@@ -84,8 +84,8 @@ void ik_winograd_input(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count,
 }
 
 static void output_transform(const ik_winograd *w, const float *x, ptrdiff_t ldm, ptrdiff_t mstride,
-                             ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols) {
-    IK_WG_DISPATCH(ik_wg_output, (w, x, ldm, mstride, t0, count, j0, cols));
+                             ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols, double *moments) {
+    IK_WG_DISPATCH(ik_wg_output, (w, x, ldm, mstride, t0, count, j0, cols, moments));
 }
 
 /* Column chunk by column chunk (pass_panels panels): the alpha² products
@@ -98,6 +98,12 @@ static void output_transform(const ik_winograd *w, const float *x, ptrdiff_t ldm
 void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, ptrdiff_t vstride,
                           ptrdiff_t t0, ptrdiff_t count, ptrdiff_t panel_begin, ptrdiff_t panel_end,
                           float *scratch) {
+    ik_winograd_multiply_moments(w, v, ldv, vstride, t0, count, panel_begin, panel_end, scratch, NULL);
+}
+
+void ik_winograd_multiply_moments(const ik_winograd *w, const float *v, ptrdiff_t ldv, ptrdiff_t vstride,
+                                  ptrdiff_t t0, ptrdiff_t count, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                                  float *scratch, double *moments) {
     const ptrdiff_t alpha = w->m + 2, a2 = alpha * alpha;
     const ptrdiff_t ci = w->in_channels, co = w->out_channels;
     const ptrdiff_t panels = (co + IK_PANEL_WIDTH - 1) / IK_PANEL_WIDTH;
@@ -116,7 +122,7 @@ void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, p
             ik_gemm(count, ci, co - j0, v + x * vstride, ldv, u, 0, p1 - p0,
                     scratch + x * mstride, ldm, NULL, 0);
         }
-        output_transform(w, scratch, ldm, mstride, t0, count, j0, j1 - j0);
+        output_transform(w, scratch, ldm, mstride, t0, count, j0, j1 - j0, moments);
     }
 }
 

@@ -152,12 +152,27 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_pixels)(const ik_winograd *w, const int m,
 /* Output transform of tiles t0 ..< t0+count for output channels j0 ..< j0+cols: the GEMM results
  * of tile t0+i, matrix ξ, column j0+c are at x[ξ·mstride + i·ldm + c]. Per tile and 16 channels:
  * gather the alpha² results, transform to m×m, add the bias, clamp, and store the pixels that
- * fall inside the output (edge tiles are clipped) at their place in the strided output. */
+ * fall inside the output (edge tiles are clipped) at their place in the strided output.
+ * With `with_moments` (a constant at each call), the stored values' batch statistics are also
+ * summed while they are in registers (float around the first tile's values, flushed to Double
+ * every IK_WG_MOMENT_TILES tiles) and merged into `moments` (3·out_channels Doubles: count,
+ * mean, M2; see ik_bn_merge_moments) at the end. */
+#ifndef IK_WG_MOMENT_TILES
+#define IK_WG_MOMENT_TILES 8
+#endif
 IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, const float *x,
                                              ptrdiff_t ldm, ptrdiff_t mstride, ptrdiff_t t0, ptrdiff_t count,
-                                             ptrdiff_t j0, ptrdiff_t cols) {
+                                             ptrdiff_t j0, ptrdiff_t cols, const int with_moments, double *moments) {
     const int a2 = (m + 2) * (m + 2), m2 = m * m;
     const ptrdiff_t ow = w->out_width, cs = w->channel_stride;
+    const ptrdiff_t blocks = with_moments ? (cols + 15) / 16 : 1;
+    ik_f16 shift[blocks], s1[blocks], s2[blocks];
+    double d1[with_moments ? cols : 1], d2[with_moments ? cols : 1];
+    ptrdiff_t pixels = 0;
+    if (with_moments)
+        for (ptrdiff_t b = 0; b < blocks; b++) { s1[b] = (ik_f16){ 0 }; s2[b] = s1[b]; }
+    if (with_moments)
+        for (ptrdiff_t j = 0; j < cols; j++) { d1[j] = 0; d2[j] = 0; }
     /* The output pixels of this tile and the next, which are prefetched for writing (and for
      * reading when accumulating) channel block by channel block, as the inputs are. */
     const float *here[16], *next[16];
@@ -176,6 +191,7 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, 
             else IK_WG_NAME(ik_wg_output4)(g, y);
             const ik_f16 bias = IK_WG_NAME(ik_wg_load)(w->bias ? w->bias + j0 + c : NULL, width);
             const ik_f16 zero = { 0 };
+            if (with_moments && i == 0) shift[c / 16] = y[0] + bias;  /* pixel 0 is never clipped */
             for (int k = 0; k < m2; k++) {
                 if (!here[k]) continue;  /* past the output's edge: clipped */
                 float *p = out + ((k / m) * ow + k % m) * cs + c;
@@ -183,9 +199,28 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, 
                 if (w->accumulate) value += IK_WG_NAME(ik_wg_load)(p, width);
                 if (w->relu) value = __builtin_elementwise_max(value, zero);
                 IK_WG_NAME(ik_wg_store)(p, value, width);
+                if (with_moments) {
+                    const ik_f16 d = value - shift[c / 16];
+                    s1[c / 16] += d;
+                    s2[c / 16] += d * d;
+                }
             }
         }
+        if (with_moments) {
+            for (int k = 0; k < m2; k++) pixels += here[k] != NULL;
+            if ((i + 1) % IK_WG_MOMENT_TILES == 0 || i + 1 == count)
+                for (ptrdiff_t j = 0; j < cols; j++) {
+                    d1[j] += (double)s1[j / 16][j % 16]; s1[j / 16][j % 16] = 0;
+                    d2[j] += (double)s2[j / 16][j % 16]; s2[j / 16][j % 16] = 0;
+                }
+        }
         for (int k = 0; k < m2; k++) here[k] = next[k];
+    }
+    if (with_moments && count > 0) {
+        float sh[cols];
+        for (ptrdiff_t j = 0; j < cols; j++) sh[j] = shift[j / 16][j % 16];
+        const ptrdiff_t co = w->out_channels;
+        ik_bn_merge_shifted(cols, (double)pixels, sh, d1, d2, moments + j0, moments + co + j0, moments + 2 * co + j0);
     }
 }
 
@@ -285,9 +320,15 @@ IK_WG_ENTRY void IK_WG_NAME(ik_wg_input)(const ik_winograd *w, ptrdiff_t t0, ptr
 }
 
 IK_WG_ENTRY void IK_WG_NAME(ik_wg_output)(const ik_winograd *w, const float *x, ptrdiff_t ldm, ptrdiff_t mstride,
-                                          ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols) {
-    if (w->m == 2) IK_WG_NAME(ik_wg_output_tiles)(w, 2, x, ldm, mstride, t0, count, j0, cols);
-    else IK_WG_NAME(ik_wg_output_tiles)(w, 4, x, ldm, mstride, t0, count, j0, cols);
+                                          ptrdiff_t t0, ptrdiff_t count, ptrdiff_t j0, ptrdiff_t cols,
+                                          double *moments) {
+    if (moments) {
+        if (w->m == 2) IK_WG_NAME(ik_wg_output_tiles)(w, 2, x, ldm, mstride, t0, count, j0, cols, 1, moments);
+        else IK_WG_NAME(ik_wg_output_tiles)(w, 4, x, ldm, mstride, t0, count, j0, cols, 1, moments);
+    } else {
+        if (w->m == 2) IK_WG_NAME(ik_wg_output_tiles)(w, 2, x, ldm, mstride, t0, count, j0, cols, 0, NULL);
+        else IK_WG_NAME(ik_wg_output_tiles)(w, 4, x, ldm, mstride, t0, count, j0, cols, 0, NULL);
+    }
 }
 
 IK_WG_ENTRY void IK_WG_NAME(ik_wg_gradient)(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count, float *u, ptrdiff_t ustride,

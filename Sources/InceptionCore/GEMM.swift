@@ -143,6 +143,34 @@ public enum GEMM {
         }
     }
 
+    /// ``multiply(m:a:lda:b:c:ldc:bias:relu:)`` without ReLU, also writing batch norm's sums of C
+    /// (``ChannelMoments``' blocks) for each block while it is in L2 (`ik_gemm_block_sums`):
+    /// row 0 first, as the shift, then tasks of up to 96 rows (32 when M is short, for balance)
+    /// cut within the blocks' own tasks, so that every block lies in one call.
+    static func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, b: PackedMatrix,
+                         c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?,
+                         moments: ChannelMoments) {
+        precondition(m >= 0 && lda >= b.rows && ldc >= b.columns)
+        let k = b.rows, n = b.columns, panels = b.panels
+        moments.reserveBlocks(rows: m, columns: n)
+        guard m > 0, n > 0 else { return }
+        let plan = Plan(m: m, k: k, n: n, threads: Parallel.threadCount)
+        let per = moments.rowsPerTask, unit = plan.rowChunk > 0 ? Plan.chunkRows : 32
+        let unitsPerTask = (per + unit - 1) / unit, fullTasks = m / per
+        let units = fullTasks * unitsPerTask + (m - fullTasks * per + unit - 1) / unit
+        b.storage.withUnsafeBufferPointer { storage in
+            let packed = storage.baseAddress! + b.offset
+            ik_gemm(1, k, n, a, lda, packed, 0, panels, c, ldc, bias, 0)
+            moments.shift.update(from: c, count: n)
+            Parallel.forEach(count: units, threads: plan.threads) { u in
+                let task = u / unitsPerTask, start = task * per + (u % unitsPerTask) * unit
+                let rows = min(unit, (task + 1) * per - start, m - start)
+                ik_gemm_block_sums(rows, k, n, a + start * lda, lda, packed, 0, panels,
+                                   c + start * ldc, ldc, bias, moments.shift, moments.blocks(atRow: start))
+            }
+        }
+    }
+
     /// The same product, with A produced on demand: `gatherRows(start, count, buffer)` must write
     /// rows start..<start+count of A (K = b.rows elements each, contiguous) into `buffer`.
     /// It may be called concurrently from several threads with disjoint row ranges.

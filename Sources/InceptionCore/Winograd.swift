@@ -217,7 +217,8 @@ extension Winograd {
                                 input source: UnsafePointer<Float>, inputStride: Int, batch n: Int, geometry g: WindowGeometry,
                                 inputChannels ci: Int, outputChannels co: Int,
                                 output: UnsafeMutablePointer<Float>, channelStride: Int,
-                                bias: UnsafePointer<Float>?, relu: Bool, accumulate: Bool) {
+                                bias: UnsafePointer<Float>?, relu: Bool, accumulate: Bool,
+                                moments: ChannelMoments? = nil) {
         let alpha = m + 2, a2 = alpha * alpha
         let tilesY = (g.outputHeight + m - 1) / m, tilesX = (g.outputWidth + m - 1) / m
         let tiles = n * tilesY * tilesX
@@ -253,11 +254,12 @@ extension Winograd {
         withUnsafePointer(to: desc) { w in
             if threads == 1 || blocks >= Winograd.fusedFactor * threads {
                 let vs = vStride(block)
+                moments?.reserve(tasks: blocks, columns: co)
                 Parallel.forEach(count: blocks, threads: threads) { index in
                     let t0 = index * block, count = min(block, tiles - t0)
                     guard let v = ik_thread_scratch(a2 * vs + mFloats(block)) else { fatalError("out of memory") }
                     ik_winograd_input(w, t0, count, v, ci, vs)
-                    ik_winograd_multiply(w, v, ci, vs, t0, count, 0, panels, v + a2 * vs)
+                    ik_winograd_multiply_moments(w, v, ci, vs, t0, count, 0, panels, v + a2 * vs, moments?.slot(index))
                 }
                 return
             }
@@ -269,11 +271,13 @@ extension Winograd {
                 ik_winograd_input(w, t0, t1 - t0, v + t0 * ci, ci, vs)
             }
             let plan = GEMM.Plan(m: tiles, k: a2 * ci, n: co, threads: threads)
+            moments?.reserve(tasks: plan.tasks, columns: co)
             Parallel.forEach(count: plan.tasks, threads: plan.threads) { task in
+                let slot = moments?.slot(task)
                 plan.forEachRectangle(ofTask: task) { rows, range in
                     guard let scratch = ik_thread_scratch(mFloats(rows.count)) else { fatalError("out of memory") }
-                    ik_winograd_multiply(w, v + rows.lowerBound * ci, ci, vs, rows.lowerBound, rows.count,
-                                         range.lowerBound, range.upperBound, scratch)
+                    ik_winograd_multiply_moments(w, v + rows.lowerBound * ci, ci, vs, rows.lowerBound, rows.count,
+                                                 range.lowerBound, range.upperBound, scratch, slot)
                 }
             }
         }

@@ -721,6 +721,8 @@ final class ConvNode {
     private(set) var mean: [Float] = [], variance: [Float] = [], scale: [Float] = [], beta: [Float] = []
     /// The bfloat16 kernel's per-task statistics (reused step after step).
     private let columnSums = ColumnSums()
+    /// The float32 kernels' per-task statistics (reused step after step).
+    private let channelMoments = ChannelMoments()
 
     /// `fullyConnected`: biases and ReLU whatever the model's normalization (the auxiliary heads'
     /// fully connected layer).
@@ -770,7 +772,8 @@ final class ConvNode {
             let moments = TrainingProfile.measure(TrainingProfile.phase(window.kernelHeight == 1 ? "fwd conv 1x1" : "fwd conv kxk",
                                                                         layer: units[0].path)) {
                 weights.withUnsafeBufferPointer {
-                    ConvolutionGradient.forwardWithMoments(input: x, hwio: $0.baseAddress!, window: window, into: z, sums: columnSums)
+                    ConvolutionGradient.forwardWithMoments(input: x, hwio: $0.baseAddress!, window: window, into: z,
+                                                           sums: columnSums, moments: channelMoments)
                 }
             }
             (mean, variance) = TrainingProfile.measure("fwd bn moments") { moments ?? BatchNormTraining.moments(z) }

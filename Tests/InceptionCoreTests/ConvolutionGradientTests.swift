@@ -216,7 +216,8 @@ final class ConvolutionGradientTests: XCTestCase {
             guard let (mean, variance) = z.withUnsafeMutableBufferPointer({
                 ConvolutionGradient.forwardWithMoments(input: x, hwio: w, window: c.window,
                                                        into: ActivationSlab(base: $0.baseAddress!, batch: c.n, height: oh, width: ow,
-                                                                            channels: c.co, stride: zs), sums: sums)
+                                                                            channels: c.co, stride: zs), sums: sums,
+                                                       moments: ChannelMoments())
             }) else { return XCTFail("\(tag): no moments with bfloat16 products", file: file, line: line) }
             for o in 0..<c.co {
                 let values = (0..<pixels).map { Double(z[$0 * zs + o]) }

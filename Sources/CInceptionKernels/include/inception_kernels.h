@@ -74,6 +74,15 @@ void ik_gemm(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
              const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
              float *c, ptrdiff_t ldc, const float *bias, int relu);
 
+/* ik_gemm without ReLU, also writing the batch-norm sums of the columns computed
+ * (ik_bn_block_sums around shift[j]) for each IK_BN_SUM_ROWS-row block of C while it is in
+ * cache: block b of the call (rows 32b ...) at block_sums + b·2n (f1 at [j], f2 at [n + j]).
+ * The call's rows must start at a multiple of IK_BN_SUM_ROWS of the whole product. */
+void ik_gemm_block_sums(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                        const float *a, ptrdiff_t lda,
+                        const float *packed, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                        float *c, ptrdiff_t ldc, const float *bias, const float *shift, float *block_sums);
+
 /* The same product added to C: C[i, j] += Σ_k a[i·lda + k] · B[k, j] (no bias, no ReLU). */
 void ik_gemm_accumulate(ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                         const float *a, ptrdiff_t lda,
@@ -109,6 +118,11 @@ typedef struct {
 } ik_conv_window;
 
 void ik_conv_window_rows(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_t row_end);
+/* ik_conv_window_rows, also writing the batch-norm sums of every IK_BN_SUM_ROWS output pixels
+ * from row_begin's first (the last block may be shorter) as ik_gemm_block_sums does: block b at
+ * block_sums + b·2·out_channels. */
+void ik_conv_window_rows_block_sums(const ik_conv_window *cw, ptrdiff_t row_begin, ptrdiff_t row_end,
+                                    const float *shift, float *block_sums);
 
 /* ---- Mixed precision: bfloat16 products, float32 sums (gemm_bf16.c) ----
  *
@@ -239,6 +253,14 @@ void ik_winograd_input(const ik_winograd *w, ptrdiff_t t0, ptrdiff_t count,
 void ik_winograd_multiply(const ik_winograd *w, const float *v, ptrdiff_t ldv, ptrdiff_t vstride,
                           ptrdiff_t t0, ptrdiff_t count, ptrdiff_t panel_begin, ptrdiff_t panel_end,
                           float *scratch);
+/* ik_winograd_multiply, also merging the stored values' batch statistics into moments
+ * (3·out_channels Doubles: count, mean, M2), summed in the output transform while the values
+ * are in registers (float around the first tile's values, then Double) and merged by
+ * ik_bn_merge_shifted. Tiles scatter their pixels over rows, so these are not ik_bn_moments'
+ * blocks: the same statistics to rounding, not the same bits. */
+void ik_winograd_multiply_moments(const ik_winograd *w, const float *v, ptrdiff_t ldv, ptrdiff_t vstride,
+                                  ptrdiff_t t0, ptrdiff_t count, ptrdiff_t panel_begin, ptrdiff_t panel_end,
+                                  float *scratch, double *moments);
 
 /* The weight gradient of the same convolution (training), dW = Gᵀ [Σ_tiles (A h Aᵀ) ⊙ V] G, where
  * V is ik_winograd_input's transform of the tile's input patch and h the tile's m×m values of dZ,
@@ -320,6 +342,26 @@ void ik_max_pool_backward(const ik_max_pool_grad *p, ptrdiff_t image, ptrdiff_t 
 /* s1 += Σ (z − shift), s2 += Σ (z − shift)² per channel. */
 void ik_bn_moments(const float *z, ptrdiff_t stride, ptrdiff_t rows, ptrdiff_t c, const float *shift,
                    double *s1, double *s2, float *scratch);
+/* Batch-norm sums gathered as a convolution writes Z, each block of rows read while it is
+ * still in cache. The blocks are ik_bn_moments' (IK_BN_SUM_ROWS rows from a multiple of
+ * IK_BN_SUM_ROWS), so that the gathered statistics are the same bits as that pass's:
+ * ik_bn_block_sums writes one block's float sums f1[j] = Σ (z − shift[j]), f2[j] = Σ (z − shift[j])²
+ * (rows ≤ IK_BN_SUM_ROWS, in row order); ik_bn_add_block_sums adds `count` such blocks
+ * (2c floats each: f1 then f2) as ik_bn_moments' tasks of `per_task` blocks do, then the tasks
+ * in order, into s1 and s2 (overwritten; scratch: 2c Doubles). */
+#define IK_BN_SUM_ROWS 32
+void ik_bn_block_sums(const float *z, ptrdiff_t stride, ptrdiff_t rows, ptrdiff_t c, const float *shift,
+                      float *f1, float *f2);
+void ik_bn_add_block_sums(const float *blocks, ptrdiff_t count, ptrdiff_t per_task, ptrdiff_t c, double *s1,
+                          double *s2, double *scratch);
+/* Merges a block of nb values per channel, summed around `shift` (s1 = Σ (z − shift),
+ * s2 = Σ (z − shift)²), into running per-channel (count, mean, M2) by Chan, Golub and
+ * LeVeque's pairwise update (count 0 starts a channel); variance = M2 / count. */
+void ik_bn_merge_shifted(ptrdiff_t c, double nb, const float *shift, const double *s1, const double *s2,
+                         double *count, double *mean, double *m2);
+/* The per-task slots of a parallel gathering (`tasks` slots of 3c Doubles: count, mean, M2)
+ * merged in slot order into count, mean, m2 (overwritten). */
+void ik_bn_merge_slots(const double *slots, ptrdiff_t tasks, ptrdiff_t c, double *count, double *mean, double *m2);
 /* y = (z − mean)·scale + beta (then ReLU); y may be z. */
 void ik_bn_normalize(const float *z, ptrdiff_t z_stride, float *y, ptrdiff_t y_stride, ptrdiff_t rows, ptrdiff_t c,
                      const float *mean, const float *scale, const float *beta, int relu);

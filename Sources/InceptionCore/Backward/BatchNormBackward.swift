@@ -20,7 +20,7 @@ public enum BatchNormTraining {
         let c = z.channels, m = z.pixels
         guard m > 0, c > 0 else { return ([Float](repeating: 0, count: c), [Float](repeating: 0, count: c)) }
         let shift = (0..<c).map { z.base[$0] }
-        let tasks = SlabChunks.count(rows: m)
+        let per = momentRowsPerTask(m), tasks = (m + per - 1) / per
         var partial = [Double](repeating: 0, count: tasks * 2 * c)
         partial.withUnsafeMutableBufferPointer { part in
             let out = part.baseAddress!
@@ -29,20 +29,33 @@ public enum BatchNormTraining {
                 Parallel.forEach(count: tasks) { t in
                     // Float sums of (x − shift) and its square over blocks of 32 rows, flushed to Double (C: batchnorm.c).
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { scratch in
-                        let rows = SlabChunks.range(t, rows: m)
+                        let rows = (t * per)..<min(m, (t + 1) * per)
                         let s1 = out + t * 2 * c
                         ik_bn_moments(z.row(rows.lowerBound), z.stride, rows.count, c, shiftBase, s1, s1 + c, scratch.baseAddress!)
                     }
                 }
             }
         }
-        var mean = [Float](repeating: 0, count: c), variance = mean
+        var s1 = [Double](repeating: 0, count: c), s2 = s1
         for i in 0..<c {
-            var s1 = 0.0, s2 = 0.0
-            for t in 0..<tasks { s1 += partial[t * 2 * c + i]; s2 += partial[t * 2 * c + c + i] }
-            let d = s1 / Double(m)
+            for t in 0..<tasks { s1[i] += partial[t * 2 * c + i]; s2[i] += partial[t * 2 * c + c + i] }
+        }
+        return shift.withUnsafeBufferPointer { moments(shift: $0, s1: s1, s2: s2, count: m) }
+    }
+
+    /// Rows per task of ``moments(_:)``; each task sums its rows in float blocks of 32 from its
+    /// first (which ``ChannelMoments`` reproduces).
+    static func momentRowsPerTask(_ rows: Int) -> Int { SlabChunks.rowsPerTask(rows) }
+
+    /// Mean and biased variance from the sums of `count` values around `shift`:
+    /// s1 = Σ (z − shift), s2 = Σ (z − shift)².
+    static func moments(shift: UnsafeBufferPointer<Float>, s1: [Double], s2: [Double], count: Int)
+        -> (mean: [Float], variance: [Float]) {
+        var mean = [Float](repeating: 0, count: shift.count), variance = mean
+        for i in 0..<shift.count {
+            let d = s1[i] / Double(count)
             mean[i] = Float(Double(shift[i]) + d)
-            variance[i] = Float(max(s2 / Double(m) - d * d, 0))
+            variance[i] = Float(max(s2[i] / Double(count) - d * d, 0))
         }
         return (mean, variance)
     }
@@ -188,5 +201,92 @@ public enum BatchNormTraining {
                               epsilon: epsilon, relu: relu, into: dzs)
         } } }
         return (dz, result.dBeta, result.dGamma)
+    }
+}
+
+/// Batch norm's per-channel statistics gathered by a float32 convolution as it writes Z, each
+/// block of Z read while it is still in cache, instead of another pass over the whole of Z from
+/// memory. Two forms:
+/// - blocks (the 1x1 GEMM's row blocks, padded bands' output rows): Z's first pixel is computed
+///   first as the shift, and each 32-row block's float sums are exactly those
+///   ``BatchNormTraining/moments(_:)`` takes, added up in its order: the same bits as that pass;
+/// - pairwise (Winograd, whose tiles scatter their pixels over rows): per-task (count, mean, M2)
+///   merged by Chan, Golub and LeVeque's pairwise update, each output-transform call summing
+///   around its own first values; the same statistics to rounding.
+/// Either way the result does not depend on which thread ran what. Reusable: keep one per layer,
+/// and its memory serves every step.
+public final class ChannelMoments {
+    private(set) var columns = 0
+    private var storage = UnsafeMutableBufferPointer<Double>(start: nil, count: 0)
+    private var blockStorage = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var tasks = 0, rows = 0
+    private var usesBlocks = false
+    /// Blocks: rows per task of ``BatchNormTraining/moments(_:)`` and 32-row blocks per task.
+    private(set) var rowsPerTask = 0
+    private var blocksPerTask = 0
+
+    public init() {}
+    deinit {
+        if storage.baseAddress != nil { storage.deallocate() }
+        if blockStorage.baseAddress != nil { blockStorage.deallocate() }
+    }
+
+    /// Empty pairwise slots for `tasks` tasks of `columns` channels.
+    func reserve(tasks: Int, columns: Int) {
+        let needed = max(1, tasks * 3 * columns)
+        if storage.count < needed {
+            if storage.baseAddress != nil { storage.deallocate() }
+            storage = .allocate(capacity: needed)
+        }
+        UnsafeMutableBufferPointer(rebasing: storage[0..<needed]).update(repeating: 0)
+        (self.tasks, self.columns, usesBlocks) = (tasks, columns, false)
+    }
+
+    /// Task `t`'s count, mean and M2 (`columns` Doubles each, in that order).
+    func slot(_ t: Int) -> UnsafeMutablePointer<Double> { storage.baseAddress! + t * 3 * columns }
+
+    /// Room for the shift and the block sums of `rows` rows of `columns` channels: the blocks of
+    /// ``BatchNormTraining/moments(_:)``, 32 rows from the first of each of its tasks
+    /// (``rowsPerTask`` rows; a task's last block is shorter when that is not a multiple of 32).
+    func reserveBlocks(rows: Int, columns: Int) {
+        rowsPerTask = BatchNormTraining.momentRowsPerTask(rows)
+        blocksPerTask = (rowsPerTask + 31) / 32
+        let needed = columns + max(1, blockCount(rows: rows)) * 2 * columns
+        if blockStorage.count < needed {
+            if blockStorage.baseAddress != nil { blockStorage.deallocate() }
+            blockStorage = .allocate(capacity: needed)
+        }
+        (self.rows, self.columns, usesBlocks) = (rows, columns, true)
+    }
+
+    private func blockCount(rows: Int) -> Int {
+        let full = rows / rowsPerTask, rest = rows - full * rowsPerTask
+        return full * blocksPerTask + (rest + 31) / 32
+    }
+
+    /// The shift: Z's first pixel, `columns` floats.
+    var shift: UnsafeMutablePointer<Float> { blockStorage.baseAddress! }
+
+    /// The sums of the block that starts at `row` (a task's first row plus a multiple of 32);
+    /// the blocks of one task follow each other.
+    func blocks(atRow row: Int) -> UnsafeMutablePointer<Float> {
+        let task = row / rowsPerTask, block = task * blocksPerTask + (row - task * rowsPerTask) / 32
+        return blockStorage.baseAddress! + columns + block * 2 * columns
+    }
+
+    /// Per-channel mean and biased variance of Z (`count` pixels), or nil unless every channel
+    /// saw exactly `count` values.
+    func moments(count: Int) -> (mean: [Float], variance: [Float])? {
+        let c = columns
+        if usesBlocks {
+            guard count == rows else { return nil }
+            var s1 = [Double](repeating: 0, count: c), s2 = s1, scratch = [Double](repeating: 0, count: 2 * c)
+            ik_bn_add_block_sums(blockStorage.baseAddress! + c, blockCount(rows: count), blocksPerTask, c, &s1, &s2, &scratch)
+            return BatchNormTraining.moments(shift: UnsafeBufferPointer(start: shift, count: c), s1: s1, s2: s2, count: count)
+        }
+        var n = [Double](repeating: 0, count: c), mu = n, m2 = n
+        ik_bn_merge_slots(storage.baseAddress!, tasks, c, &n, &mu, &m2)
+        guard n.allSatisfy({ $0 == Double(count) }) else { return nil }
+        return (mu.map { Float($0) }, (0..<c).map { Float(max(m2[$0] / n[$0], 0)) })
     }
 }

@@ -112,17 +112,20 @@ extension ConvolutionGradient {
         convolveBFloat16(input: x, weights: packed, geometry: g, bias: bias, into: z, accumulate: false, sums: sums)
     }
 
-    /// The forward of a convolution that batch norm follows (no bias): Z = conv(X, W), and, when
-    /// the products run in bfloat16 (``BFloat16Training``), Z's per-channel mean and biased
-    /// variance, summed in the kernel's epilogue as Z is stored, so that
-    /// ``BatchNormTraining/moments(_:)`` need not read Z again. nil in float32, where the caller
-    /// computes them (with a shifted sum, as the parity with TF-slim was measured).
-    /// `sums` is working memory, kept by the caller from call to call.
+    /// The forward of a convolution that batch norm follows (no bias): Z = conv(X, W), and Z's
+    /// per-channel mean and biased variance gathered as Z is written, so that
+    /// ``BatchNormTraining/moments(_:)`` need not read Z again from memory. In bfloat16
+    /// products (``BFloat16Training``) the kernel's epilogue sums them; in float32 each block of
+    /// Z is merged while it is in cache (``ChannelMoments``: Winograd's output transform, the
+    /// 1x1 GEMM's row blocks, the rows of padded bands). nil where the path does not gather them
+    /// (gathered windows), and the caller computes them. `sums` and `moments` are working
+    /// memory, kept by the caller from call to call.
     public static func forwardWithMoments(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D,
-                                          into z: ActivationSlab, sums: ColumnSums) -> (mean: [Float], variance: [Float])? {
+                                          into z: ActivationSlab, sums: ColumnSums,
+                                          moments: ChannelMoments) -> (mean: [Float], variance: [Float])? {
         guard BFloat16Training.isEnabled else {
-            forward(input: x, hwio: w, window: window, bias: nil, into: z)
-            return nil
+            guard forward(input: x, hwio: w, window: window, into: z, moments: moments) else { return nil }
+            return moments.moments(count: z.pixels)
         }
         forwardBFloat16(input: x, hwio: w, window: window, bias: nil, into: z, sums: sums)
         return sums.moments(count: z.pixels)
@@ -166,7 +169,7 @@ extension ConvolutionGradient {
 
     /// Z (+)= conv(X, W) (+ bias) in bfloat16 products with `weights` packed as a (KH·KW·CI) × CO
     /// matrix: a 1x1 stride-1 window reads X's rows in place; a window with non-negative padding
-    /// reads zero-padded bands of X in place (as ``convolvePaddedBands(input:weights:geometry:bias:into:)``,
+    /// reads zero-padded bands of X in place (as ``convolvePaddedBands(input:weights:geometry:bias:into:moments:)``,
     /// whatever the row length: the product's M is the whole band, so short rows cost nothing
     /// extra); anything else gathers receptive fields (``SlabGather``).
     static func convolveBFloat16(input x: ActivationSlab, weights: BFloat16Matrix, geometry g: WindowGeometry,

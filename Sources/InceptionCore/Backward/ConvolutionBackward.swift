@@ -49,6 +49,25 @@ public enum ConvolutionGradient {
                       b: weights, c: z.base, ldc: z.stride, bias: bias, relu: false)
     }
 
+    /// ``forward(input:weights:window:bias:into:)`` without a bias, also gathering batch norm's
+    /// statistics of Z in `moments` as it is written (``ChannelMoments``' blocks: the same bits
+    /// as ``BatchNormTraining/moments(_:)``), where the path allows (a 1x1 GEMM, padded bands of
+    /// whole blocks); false when it did not, and the caller takes that pass.
+    static func forward(input x: ActivationSlab, weights: PackedMatrix, window: Window2D, into z: ActivationSlab,
+                        moments: ChannelMoments) -> Bool {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width), z.pixels > 0,
+              window.isPointwise || readsPaddedBands(g) else {
+            forward(input: x, weights: weights, window: window, bias: nil, into: z)
+            return false
+        }
+        if window.isPointwise {
+            GEMM.multiply(m: z.pixels, a: x.base, lda: x.stride, b: weights, c: z.base, ldc: z.stride,
+                          bias: nil, moments: moments)
+            return true
+        }
+        return convolvePaddedBands(input: x, weights: weights, geometry: g, bias: nil, into: z, moments: moments)
+    }
+
     /// A window that covers its whole input exactly once (no padding, one output pixel) is a fully
     /// connected layer (torchvision's auxiliary `fc1` on a 4x4 map): on a dense slab, the same
     /// products as a 1x1 convolution of the image seen as one pixel of KH·KW·CI channels (HWIO
@@ -64,7 +83,7 @@ public enum ConvolutionGradient {
     }
 
     /// Whether a convolution with this geometry reads zero-padded bands of its input in place
-    /// (``convolvePaddedBands(input:weights:geometry:bias:into:)``) rather than gathering receptive
+    /// (``convolvePaddedBands(input:weights:geometry:bias:into:moments:)``) rather than gathering receptive
     /// fields: windows other than 1x1 stride 1 (a plain GEMM) with output rows of 24+ pixels.
     /// Shorter rows would run about as fast in the kernels (on one core Mixed_4b's 3x3 at 14x14:
     /// 249 GFLOP/s read in place, 252 for the GEMM alone; benchmarks/gemm) and 224/32 steps
@@ -82,30 +101,59 @@ public enum ConvolutionGradient {
     /// in L2), and `ik_conv_window_rows` multiplies the windows straight from there (the kernels
     /// walk A's K axis in kernel-row segments, a padded row apart). The copies move 1-2 floats per
     /// input float where an im2col gather moves KH·KW.
+    ///
+    /// With `moments`, also batch norm's block sums of Z (``ChannelMoments``): bands then hold a
+    /// whole number of 32-pixel blocks (when the image does and the pass's tasks are whole
+    /// blocks; else no sums, and false), Z's first output row is computed first for the shift,
+    /// and each task sums its blocks as its output rows finish (`ik_conv_window_rows_block_sums`).
+    @discardableResult
     static func convolvePaddedBands(input x: ActivationSlab, weights: PackedMatrix, geometry g: WindowGeometry,
-                                    bias: UnsafePointer<Float>?, into z: ActivationSlab) {
+                                    bias: UnsafePointer<Float>?, into z: ActivationSlab, moments: ChannelMoments? = nil) -> Bool {
         let w = g.window, ci = x.channels, (oh, ow) = (g.outputHeight, g.outputWidth)
         let paddedWidth = (ow - 1) * w.strideWidth + w.kernelWidth
         let rowFloats = paddedWidth * ci
-        let bandRows = max(1, min(oh, ((1 << 16) / rowFloats - w.kernelHeight) / w.strideHeight + 1))
+        var bandRows = max(1, min(oh, ((1 << 16) / rowFloats - w.kernelHeight) / w.strideHeight + 1))
+        // Rows per band such that a band is whole 32-pixel blocks (rows·ow a multiple of 32).
+        let blockRows = 32 / gcd(ow, 32)
+        let sums = moments != nil && (oh * ow) % 32 == 0 && (bandRows >= blockRows || oh <= blockRows)
+            && BatchNormTraining.momentRowsPerTask(z.pixels) % 32 == 0
+        if sums { bandRows = min(oh, max(blockRows, bandRows / blockRows * blockRows)) }
         let bandsPerImage = (oh + bandRows - 1) / bandRows
+        if sums { moments!.reserveBlocks(rows: z.pixels, columns: z.channels) }
         weights.storage.withUnsafeBufferPointer { storage in
             let packed = storage.baseAddress! + weights.offset
-            Parallel.forEach(count: x.batch * bandsPerImage) { task in
+            // Output rows `rows` of band `task` (from its first), with sums when `blocks` is given.
+            func band(_ task: Int, rows: Range<Int>?, shift: UnsafePointer<Float>?, blocks: UnsafeMutablePointer<Float>?) {
                 let image = task / bandsPerImage, oy0 = (task % bandsPerImage) * bandRows
-                let rows = min(bandRows, oh - oy0), bandHeight = (rows - 1) * w.strideHeight + w.kernelHeight
-                guard let band = ik_thread_scratch_slot(1, bandHeight * rowFloats) else { fatalError("out of memory") }
+                let count = min(bandRows, oh - oy0), bandHeight = (count - 1) * w.strideHeight + w.kernelHeight
+                guard let scratch = ik_thread_scratch_slot(1, bandHeight * rowFloats) else { fatalError("out of memory") }
                 copyPaddedBand(x, geometry: g, image: image, firstRow: oy0 * w.strideHeight - g.padTop, rows: bandHeight,
-                               paddedWidth: paddedWidth, into: band)
+                               paddedWidth: paddedWidth, into: scratch)
                 var descriptor = ik_conv_window(
-                    input: band, padded_height: bandHeight, padded_width: paddedWidth, channels: ci,
+                    input: scratch, padded_height: bandHeight, padded_width: paddedWidth, channels: ci,
                     kernel_h: w.kernelHeight, kernel_w: w.kernelWidth, stride_h: w.strideHeight, stride_w: w.strideWidth,
-                    out_height: rows, out_width: ow, out_channels: z.channels, packed: packed,
+                    out_height: count, out_width: ow, out_channels: z.channels, packed: packed,
                     output: z.row((image * oh + oy0) * ow), channel_stride: z.stride, bias: bias, relu: 0)
-                ik_conv_window_rows(&descriptor, 0, rows)
+                let r = rows ?? 0..<count
+                ik_conv_window_rows_block_sums(&descriptor, r.lowerBound, r.upperBound, shift, blocks)
+            }
+            if sums {
+                let moments = moments!
+                band(0, rows: 0..<1, shift: nil, blocks: nil)
+                moments.shift.update(from: z.base, count: z.channels)
+                let shift = UnsafePointer(moments.shift)
+                Parallel.forEach(count: x.batch * bandsPerImage) { task in
+                    let first = ((task / bandsPerImage) * oh + (task % bandsPerImage) * bandRows) * ow
+                    band(task, rows: nil, shift: shift, blocks: moments.blocks(atRow: first))
+                }
+            } else {
+                Parallel.forEach(count: x.batch * bandsPerImage) { task in band(task, rows: nil, shift: nil, blocks: nil) }
             }
         }
+        return sums
     }
+
+    private static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 
     /// Z = conv(X, W) (+ bias) from HWIO weights `w` (KH·KW·CI·CO floats, CO = `z.channels`),
     /// as training runs it every step: with ``Winograd/inTraining``, 3×3 stride-1 windows run as
@@ -132,6 +180,26 @@ public enum ConvolutionGradient {
         forward(input: x, weights: packed, window: window, bias: bias, into: z)
     }
 
+    /// ``forward(input:hwio:window:bias:into:)`` without a bias (float32), also gathering batch
+    /// norm's statistics of Z in `moments` as Z is written where the path allows (Winograd, 1x1,
+    /// padded bands of whole blocks); false when it did not.
+    static func forward(input x: ActivationSlab, hwio w: UnsafePointer<Float>, window: Window2D, into z: ActivationSlab,
+                        moments: ChannelMoments) -> Bool {
+        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width), fullyConnectedView(x, g) == nil else {
+            forward(input: x, hwio: w, window: window, bias: nil, into: z)
+            return false
+        }
+        let ci = x.channels, co = z.channels
+        if let tile = Winograd.trainingTileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
+            winograd(tile: tile, hwio: w, turned: false, input: x, geometry: g, into: z, bias: nil, accumulate: false,
+                     moments: moments)
+            return true
+        }
+        let k = window.kernelHeight * window.kernelWidth * ci
+        let packed = GEMM.pack(UnsafeBufferPointer(start: w, count: k * co), rows: k, columns: co)
+        return forward(input: x, weights: packed, window: window, into: z, moments: moments)
+    }
+
     /// A 3×3 stride-1 convolution of slab `x` into slab `y` as Winograd F(tile×tile, 3×3), the HWIO
     /// weights transformed now (training's change every step) into the calling thread's scratch,
     /// by all threads, one panel of 16 output channels per task: a transform writes 4x the
@@ -140,7 +208,7 @@ public enum ConvolutionGradient {
     /// ([3, 3, CO, CI] for this call's CI, CO), used turned by 180° with its channel axes swapped.
     private static func winograd(tile: Int, hwio: UnsafePointer<Float>, turned: Bool, input x: ActivationSlab,
                                  geometry g: WindowGeometry, into y: ActivationSlab, bias: UnsafePointer<Float>?,
-                                 accumulate: Bool) {
+                                 accumulate: Bool, moments: ChannelMoments? = nil) {
         let (ci, co) = (x.channels, y.channels)
         let stride = ik_packed_count(ci, co), a2 = (tile + 2) * (tile + 2)
         guard let u = ik_thread_scratch_slot(2, a2 * stride) else { fatalError("out of memory") }
@@ -149,7 +217,8 @@ public enum ConvolutionGradient {
         }
         Winograd.convolve(tile: tile, weights: u, matrixStride: stride, input: x.base, inputStride: x.stride,
                           batch: x.batch, geometry: g, inputChannels: ci, outputChannels: co,
-                          output: y.base, channelStride: y.stride, bias: bias, relu: false, accumulate: accumulate)
+                          output: y.base, channelStride: y.stride, bias: bias, relu: false, accumulate: accumulate,
+                          moments: moments)
     }
 
     /// dX from dZ and HWIO weights `w` (KH·KW·CI·CO floats), as training runs it every step.
