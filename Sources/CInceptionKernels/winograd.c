@@ -11,6 +11,7 @@
  * gives for 64-byte vectors in non-AVX-512 functions does not apply. */
 #pragma clang diagnostic ignored "-Wpsabi"
 typedef float ik_f16 __attribute__((vector_size(64)));
+typedef double ik_d16 __attribute__((vector_size(128)));  /* ik_f16's lanes in Double (batch statistics) */
 
 /* Baseline target (any CPU; the INCEPTION_GEMM_ISA=portable path). */
 #define IK_WG_FN static inline __attribute__((always_inline))

@@ -155,10 +155,10 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_pixels)(const ik_winograd *w, const int m,
  * fall inside the output (edge tiles are clipped) at their place in the strided output.
  * With `with_moments` (a constant at each call), the stored values' batch statistics are also
  * summed while they are in registers (float around the first tile's values, flushed to Double
- * every IK_WG_MOMENT_TILES tiles) and merged into `moments` (3·out_channels Doubles: count,
+ * every IK_WG_MOMENT_TILES tiles: 32 values for F(4×4), as ik_bn_moments' blocks) and merged into `moments` (3·out_channels Doubles: count,
  * mean, M2; see ik_bn_merge_moments) at the end. */
 #ifndef IK_WG_MOMENT_TILES
-#define IK_WG_MOMENT_TILES 8
+#define IK_WG_MOMENT_TILES 2
 #endif
 IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, const float *x,
                                              ptrdiff_t ldm, ptrdiff_t mstride, ptrdiff_t t0, ptrdiff_t count,
@@ -167,12 +167,13 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, 
     const ptrdiff_t ow = w->out_width, cs = w->channel_stride;
     const ptrdiff_t blocks = with_moments ? (cols + 15) / 16 : 1;
     ik_f16 shift[blocks], s1[blocks], s2[blocks];
-    double d1[with_moments ? cols : 1], d2[with_moments ? cols : 1];
+    ik_d16 d1[blocks], d2[blocks];
     ptrdiff_t pixels = 0;
     if (with_moments)
-        for (ptrdiff_t b = 0; b < blocks; b++) { s1[b] = (ik_f16){ 0 }; s2[b] = s1[b]; }
-    if (with_moments)
-        for (ptrdiff_t j = 0; j < cols; j++) { d1[j] = 0; d2[j] = 0; }
+        for (ptrdiff_t b = 0; b < blocks; b++) {
+            s1[b] = (ik_f16){ 0 }; s2[b] = s1[b];
+            d1[b] = (ik_d16){ 0 }; d2[b] = d1[b];
+        }
     /* The output pixels of this tile and the next, which are prefetched for writing (and for
      * reading when accumulating) channel block by channel block, as the inputs are. */
     const float *here[16], *next[16];
@@ -209,9 +210,9 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, 
         if (with_moments) {
             for (int k = 0; k < m2; k++) pixels += here[k] != NULL;
             if ((i + 1) % IK_WG_MOMENT_TILES == 0 || i + 1 == count)
-                for (ptrdiff_t j = 0; j < cols; j++) {
-                    d1[j] += (double)s1[j / 16][j % 16]; s1[j / 16][j % 16] = 0;
-                    d2[j] += (double)s2[j / 16][j % 16]; s2[j / 16][j % 16] = 0;
+                for (ptrdiff_t b = 0; b < blocks; b++) {
+                    d1[b] += __builtin_convertvector(s1[b], ik_d16); s1[b] = (ik_f16){ 0 };
+                    d2[b] += __builtin_convertvector(s2[b], ik_d16); s2[b] = (ik_f16){ 0 };
                 }
         }
         for (int k = 0; k < m2; k++) here[k] = next[k];
@@ -220,7 +221,8 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_tiles)(const ik_winograd *w, const int m, 
         float sh[cols];
         for (ptrdiff_t j = 0; j < cols; j++) sh[j] = shift[j / 16][j % 16];
         const ptrdiff_t co = w->out_channels;
-        ik_bn_merge_shifted(cols, (double)pixels, sh, d1, d2, moments + j0, moments + co + j0, moments + 2 * co + j0);
+        ik_bn_merge_shifted(cols, (double)pixels, sh, (const double *)d1, (const double *)d2, moments + j0,
+                            moments + co + j0, moments + 2 * co + j0);
     }
 }
 

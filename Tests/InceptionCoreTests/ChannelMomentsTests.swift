@@ -50,7 +50,8 @@ final class ChannelMomentsTests: XCTestCase {
                 let v = values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(pixels)
                 XCTAssertEqual(Double(mean[o]), m, accuracy: 1e-6 * abs(m) + 1e-6 * v.squareRoot(),
                                "\(label) round \(round): mean of channel \(o)", file: file, line: line)
-                XCTAssertEqual(Double(variance[o]), v, accuracy: 1e-4 * v + 1e-12,
+                // The pass itself is within ~1e-6 here (measured; Winograd's sums ≤ 5e-7).
+                XCTAssertEqual(Double(variance[o]), v, accuracy: 4e-6 * v + 1e-12,
                                "\(label) round \(round): variance of channel \(o)", file: file, line: line)
             }
         }
