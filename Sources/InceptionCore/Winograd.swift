@@ -41,7 +41,7 @@ public enum Winograd {
     /// environment variable `INCEPTION_WINOGRAD_TRAINING=1` turns it on. The `inception train`
     /// and `inception bench --train` commands turn it on unless given `--no-winograd`: a training
     /// step is arithmetic-bound, and with it steps are ~1.3–1.5× faster (224×224, batch 32, 2
-    /// threads: 19.9 → 29.2 images/s on a Zen 4 machine, 40.0 → 57.4 on a Zen 5 one), where the
+    /// threads: 20.0 → 30.5 images/s on a Zen 4 machine, 40.0 → 57.4 on a Zen 5 one), where the
     /// direct path is no faster than TF-slim's own step. The cost is rounding: Winograd's is ~10×
     /// the direct path's, and on the parity tests' randomly initialised network the dense
     /// max-pool and ReLU kinks turn that into gradient differences of ~1e-3 (relative to the
