@@ -155,8 +155,8 @@ IK_WG_FN void IK_WG_NAME(ik_wg_output_pixels)(const ik_winograd *w, const int m,
  * fall inside the output (edge tiles are clipped) at their place in the strided output.
  * With `with_moments` (a constant at each call), the stored values' batch statistics are also
  * summed while they are in registers (float around the first tile's values, flushed to Double
- * every IK_WG_MOMENT_TILES tiles: 32 values for F(4×4), as ik_bn_moments' blocks) and merged into `moments` (3·out_channels Doubles: count,
- * mean, M2; see ik_bn_merge_moments) at the end. */
+ * every IK_WG_MOMENT_TILES tiles: 32 values for F(4×4), as ik_bn_moments' blocks) and merged
+ * into `moments` (3·out_channels Doubles: count, mean, M2) by ik_bn_merge_shifted at the end. */
 #ifndef IK_WG_MOMENT_TILES
 #define IK_WG_MOMENT_TILES 2
 #endif

@@ -29,7 +29,7 @@ final class ChannelMomentsTests: XCTestCase {
         }
         var z = [Float](repeating: .nan, count: pixels * zs)
         let moments = ChannelMoments()
-        var outcome = Outcome.close
+        var outcome = Outcome.sameBits  // until a round differs
         for round in 0..<2 {  // the second reuses the working memory, which must start afresh
             let (result, pass) = x.withUnsafeMutableBufferPointer { xb in z.withUnsafeMutableBufferPointer { zb in
                 w.withUnsafeBufferPointer { wb in
@@ -41,8 +41,8 @@ final class ChannelMomentsTests: XCTestCase {
                 }
             } }
             guard let (mean, variance) = result else { return .notGathered }
-            if mean.map(\.bitPattern) == pass.mean.map(\.bitPattern) && variance.map(\.bitPattern) == pass.variance.map(\.bitPattern) {
-                outcome = .sameBits
+            if mean.map(\.bitPattern) != pass.mean.map(\.bitPattern) || variance.map(\.bitPattern) != pass.variance.map(\.bitPattern) {
+                outcome = .close
             }
             for o in 0..<c.co {
                 let values = (0..<pixels).map { Double(z[$0 * zs + o]) }

@@ -16,11 +16,13 @@ import Foundation
 public enum BatchNormTraining {
     /// Per-channel mean and biased variance over every pixel of `z`, accumulated in Double around
     /// a per-channel shift (the first pixel) so that a large mean does not cancel the variance away.
+    /// Each task (``SlabChunks``) sums its rows in float blocks of 32 from its first, flushed to
+    /// Double; ``ChannelMoments`` reproduces exactly these blocks.
     public static func moments(_ z: ActivationSlab) -> (mean: [Float], variance: [Float]) {
         let c = z.channels, m = z.pixels
         guard m > 0, c > 0 else { return ([Float](repeating: 0, count: c), [Float](repeating: 0, count: c)) }
         let shift = (0..<c).map { z.base[$0] }
-        let per = momentRowsPerTask(m), tasks = (m + per - 1) / per
+        let tasks = SlabChunks.count(rows: m)
         var partial = [Double](repeating: 0, count: tasks * 2 * c)
         partial.withUnsafeMutableBufferPointer { part in
             let out = part.baseAddress!
@@ -29,7 +31,7 @@ public enum BatchNormTraining {
                 Parallel.forEach(count: tasks) { t in
                     // Float sums of (x − shift) and its square over blocks of 32 rows, flushed to Double (C: batchnorm.c).
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { scratch in
-                        let rows = (t * per)..<min(m, (t + 1) * per)
+                        let rows = SlabChunks.range(t, rows: m)
                         let s1 = out + t * 2 * c
                         ik_bn_moments(z.row(rows.lowerBound), z.stride, rows.count, c, shiftBase, s1, s1 + c, scratch.baseAddress!)
                     }
@@ -42,10 +44,6 @@ public enum BatchNormTraining {
         }
         return shift.withUnsafeBufferPointer { moments(shift: $0, s1: s1, s2: s2, count: m) }
     }
-
-    /// Rows per task of ``moments(_:)``; each task sums its rows in float blocks of 32 from its
-    /// first (which ``ChannelMoments`` reproduces).
-    static func momentRowsPerTask(_ rows: Int) -> Int { SlabChunks.rowsPerTask(rows) }
 
     /// Mean and biased variance from the sums of `count` values around `shift`:
     /// s1 = Σ (z − shift), s2 = Σ (z − shift)².
@@ -217,8 +215,10 @@ public enum BatchNormTraining {
 /// and its memory serves every step.
 public final class ChannelMoments {
     private(set) var columns = 0
-    private var storage = UnsafeMutableBufferPointer<Double>(start: nil, count: 0)
-    private var blockStorage = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private let slotMemory = DoubleSlots()
+    private var slots: UnsafeMutablePointer<Double>?
+    private let blockMemory = Workspace()
+    private var blockStorage: UnsafeMutablePointer<Float>?
     private var tasks = 0, rows = 0
     private var usesBlocks = false
     /// Blocks: rows per task of ``BatchNormTraining/moments(_:)`` and 32-row blocks per task.
@@ -226,37 +226,24 @@ public final class ChannelMoments {
     private var blocksPerTask = 0
 
     public init() {}
-    deinit {
-        if storage.baseAddress != nil { storage.deallocate() }
-        if blockStorage.baseAddress != nil { blockStorage.deallocate() }
-    }
 
     /// Empty pairwise slots for `tasks` tasks of `columns` channels.
     func reserve(tasks: Int, columns: Int) {
-        let needed = max(1, tasks * 3 * columns)
-        if storage.count < needed {
-            if storage.baseAddress != nil { storage.deallocate() }
-            storage = .allocate(capacity: needed)
-        }
-        UnsafeMutableBufferPointer(rebasing: storage[0..<needed]).update(repeating: 0)
+        slots = slotMemory.zeroed(tasks * 3 * columns)
         (self.tasks, self.columns, usesBlocks) = (tasks, columns, false)
     }
 
     /// Task `t`'s count, mean and M2 (`columns` Doubles each, in that order).
-    func slot(_ t: Int) -> UnsafeMutablePointer<Double> { storage.baseAddress! + t * 3 * columns }
+    func slot(_ t: Int) -> UnsafeMutablePointer<Double> { slots! + t * 3 * columns }
 
     /// Room for the shift and the block sums of `rows` rows of `columns` channels: the blocks of
     /// ``BatchNormTraining/moments(_:)``, 32 rows from the first of each of its tasks
     /// (``rowsPerTask`` rows; a task's last block is shorter when that is not a multiple of 32).
     func reserveBlocks(rows: Int, columns: Int) {
-        rowsPerTask = BatchNormTraining.momentRowsPerTask(rows)
+        rowsPerTask = SlabChunks.rowsPerTask(rows)
         blocksPerTask = (rowsPerTask + 31) / 32
-        let needed = columns + max(1, blockCount(rows: rows)) * 2 * columns
-        if blockStorage.count < needed {
-            if blockStorage.baseAddress != nil { blockStorage.deallocate() }
-            blockStorage = .allocate(capacity: needed)
-        }
         (self.rows, self.columns, usesBlocks) = (rows, columns, true)
+        blockStorage = blockMemory.floats(columns + max(1, blockCount(rows: rows)) * 2 * columns)
     }
 
     private func blockCount(rows: Int) -> Int {
@@ -265,13 +252,13 @@ public final class ChannelMoments {
     }
 
     /// The shift: Z's first pixel, `columns` floats.
-    var shift: UnsafeMutablePointer<Float> { blockStorage.baseAddress! }
+    var shift: UnsafeMutablePointer<Float> { blockStorage! }
 
     /// The sums of the block that starts at `row` (a task's first row plus a multiple of 32);
     /// the blocks of one task follow each other.
     func blocks(atRow row: Int) -> UnsafeMutablePointer<Float> {
         let task = row / rowsPerTask, block = task * blocksPerTask + (row - task * rowsPerTask) / 32
-        return blockStorage.baseAddress! + columns + block * 2 * columns
+        return blockStorage! + columns + block * 2 * columns
     }
 
     /// Per-channel mean and biased variance of Z (`count` pixels), or nil unless every channel
@@ -281,12 +268,31 @@ public final class ChannelMoments {
         if usesBlocks {
             guard count == rows else { return nil }
             var s1 = [Double](repeating: 0, count: c), s2 = s1, scratch = [Double](repeating: 0, count: 2 * c)
-            ik_bn_add_block_sums(blockStorage.baseAddress! + c, blockCount(rows: count), blocksPerTask, c, &s1, &s2, &scratch)
+            ik_bn_add_block_sums(blockStorage! + c, blockCount(rows: count), blocksPerTask, c, &s1, &s2, &scratch)
             return BatchNormTraining.moments(shift: UnsafeBufferPointer(start: shift, count: c), s1: s1, s2: s2, count: count)
         }
         var n = [Double](repeating: 0, count: c), mu = n, m2 = n
-        ik_bn_merge_slots(storage.baseAddress!, tasks, c, &n, &mu, &m2)
+        ik_bn_merge_slots(slots!, tasks, c, &n, &mu, &m2)
         guard n.allSatisfy({ $0 == Double(count) }) else { return nil }
         return (mu.map { Float($0) }, (0..<c).map { Float(max(m2[$0] / n[$0], 0)) })
+    }
+}
+
+/// Per-task Double slots kept from call to call and zeroed for each (the statistics that every
+/// training step refills: ``ColumnSums``, ``ChannelMoments``).
+final class DoubleSlots {
+    private var storage = UnsafeMutableBufferPointer<Double>(start: nil, count: 0)
+
+    deinit { storage.deallocate() }
+
+    /// At least `count` zeroed Doubles, valid until the next call.
+    func zeroed(_ count: Int) -> UnsafeMutablePointer<Double> {
+        let needed = max(1, count)
+        if storage.count < needed {
+            storage.deallocate()
+            storage = .allocate(capacity: needed)
+        }
+        UnsafeMutableBufferPointer(rebasing: storage[0..<needed]).update(repeating: 0)
+        return storage.baseAddress!
     }
 }

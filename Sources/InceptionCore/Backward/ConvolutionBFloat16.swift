@@ -52,33 +52,28 @@ struct BFloat16Matrix {
 /// Reusable: keep one per layer, and its memory serves every step.
 public final class ColumnSums {
     private(set) var columns = 0
-    private var storage = UnsafeMutableBufferPointer<Double>(start: nil, count: 0)
+    private let slots = DoubleSlots()
+    private var storage: UnsafeMutablePointer<Double>?
     private var tasks = 0
 
     public init() {}
-    deinit { if storage.baseAddress != nil { storage.deallocate() } }
 
     /// Zeroed slots for `tasks` tasks of `columns` columns.
     func reserve(tasks: Int, columns: Int) {
-        let needed = max(1, tasks * 2 * columns)
-        if storage.count < needed {
-            if storage.baseAddress != nil { storage.deallocate() }
-            storage = .allocate(capacity: needed)
-        }
-        UnsafeMutableBufferPointer(rebasing: storage[0..<needed]).update(repeating: 0)
+        storage = slots.zeroed(tasks * 2 * columns)
         self.tasks = tasks
         self.columns = columns
     }
 
     /// Task `t`'s Σ (columns Doubles) then Σ² (columns Doubles).
-    func slot(_ t: Int) -> UnsafeMutablePointer<Double> { storage.baseAddress! + t * 2 * columns }
+    func slot(_ t: Int) -> UnsafeMutablePointer<Double> { storage! + t * 2 * columns }
 
     /// Per-column mean and biased variance over `count` rows.
     func moments(count: Int) -> (mean: [Float], variance: [Float]) {
         var mean = [Float](repeating: 0, count: columns), variance = mean
         for j in 0..<columns {
             var s1 = 0.0, s2 = 0.0
-            for t in 0..<tasks { s1 += storage[t * 2 * columns + j]; s2 += storage[t * 2 * columns + columns + j] }
+            for t in 0..<tasks { s1 += slot(t)[j]; s2 += slot(t)[columns + j] }
             let m = s1 / Double(count)
             mean[j] = Float(m)
             variance[j] = Float(max(s2 / Double(count) - m * m, 0))

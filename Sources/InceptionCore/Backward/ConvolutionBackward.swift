@@ -116,7 +116,7 @@ public enum ConvolutionGradient {
         // Rows per band such that a band is whole 32-pixel blocks (rows·ow a multiple of 32).
         let blockRows = 32 / gcd(ow, 32)
         let sums = moments != nil && (oh * ow) % 32 == 0 && (bandRows >= blockRows || oh <= blockRows)
-            && BatchNormTraining.momentRowsPerTask(z.pixels) % 32 == 0
+            && SlabChunks.rowsPerTask(z.pixels) % 32 == 0  // the pass's tasks are whole blocks
         if sums { bandRows = min(oh, max(blockRows, bandRows / blockRows * blockRows)) }
         let bandsPerImage = (oh + bandRows - 1) / bandRows
         if sums { moments!.reserveBlocks(rows: z.pixels, columns: z.channels) }
