@@ -143,25 +143,37 @@ public enum GEMM {
         }
     }
 
-    /// ``multiply(m:a:lda:b:c:ldc:bias:relu:)`` without ReLU, also writing batch norm's sums of C
-    /// (``ChannelMoments``' blocks) for each block while it is in L2 (`ik_gemm_block_sums`):
-    /// row 0 first, as the shift, then tasks of up to 96 rows (32 when M is short, for balance)
-    /// cut within the blocks' own tasks, so that every block lies in one call.
-    static func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, b: PackedMatrix,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?,
+    /// ``multiply(m:a:lda:b:c:ldc:bias:relu:)`` without ReLU, for B given unpacked (K × N, row
+    /// stride N), also writing batch norm's sums of C (``ChannelMoments``' blocks) for each block
+    /// while it is in L2 (`ik_gemm_block_sums`). The blocks are summed around C's row 0 (the
+    /// shift), so row 0 comes first: each task of the pack also multiplies A's row 0 by the
+    /// panel it has just packed, while the panel is in cache. (Row 0 computed after the pack, by
+    /// one thread, read all of B again from memory while the other thread waited: ~300 µs per
+    /// 1x1 layer, 5.6 ms of a 112×112 training step; per panel it is the same kernel, so the same
+    /// bits.) Then tasks of up to 96 rows (32 when M is short, for balance) cut within the
+    /// blocks' own tasks, so that every block lies in one call.
+    static func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, unpacked b: UnsafePointer<Float>, rows k: Int,
+                         columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?,
                          moments: ChannelMoments) {
-        precondition(m >= 0 && lda >= b.rows && ldc >= b.columns)
-        let k = b.rows, n = b.columns, panels = b.panels
+        precondition(m >= 0 && lda >= k && ldc >= n)
         moments.reserveBlocks(rows: m, columns: n)
         guard m > 0, n > 0 else { return }
+        let count = ik_packed_count(k, n), width = PackedMatrix.panelWidth
+        let (storage, offset) = alignedFloats(count) { packed in
+            forEachPanel(columns: n) { panel in
+                let j0 = panel * width
+                ik_pack(b + j0, n, k, min(width, n - j0), packed + j0 * k)
+                ik_gemm(1, k, n, a, lda, packed, panel, panel + 1, c, ldc, bias, 0)
+            }
+        }
+        moments.shift.update(from: c, count: n)
         let plan = Plan(m: m, k: k, n: n, threads: Parallel.threadCount)
         let per = moments.rowsPerTask, unit = plan.rowChunk > 0 ? Plan.chunkRows : 32
         let unitsPerTask = (per + unit - 1) / unit, fullTasks = m / per
         let units = fullTasks * unitsPerTask + (m - fullTasks * per + unit - 1) / unit
-        b.storage.withUnsafeBufferPointer { storage in
-            let packed = storage.baseAddress! + b.offset
-            ik_gemm(1, k, n, a, lda, packed, 0, panels, c, ldc, bias, 0)
-            moments.shift.update(from: c, count: n)
+        let panels = (n + width - 1) / width
+        storage.withUnsafeBufferPointer { storage in
+            let packed = storage.baseAddress! + offset
             Parallel.forEach(count: units, threads: plan.threads) { u in
                 let task = u / unitsPerTask, start = task * per + (u % unitsPerTask) * unit
                 let rows = min(unit, (task + 1) * per - start, m - start)

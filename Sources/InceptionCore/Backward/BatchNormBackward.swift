@@ -71,8 +71,7 @@ public enum BatchNormTraining {
         precondition(y.pixels == z.pixels && y.channels == c && mean.count == c && scale.count == c && beta.count == c)
         mean.withUnsafeBufferPointer { mu in scale.withUnsafeBufferPointer { s in beta.withUnsafeBufferPointer { b in
             let (mu, s, b) = (mu.baseAddress!, s.baseAddress!, b.baseAddress!)
-            Parallel.forEach(count: SlabChunks.count(rows: z.pixels)) { t in
-                let rows = SlabChunks.range(t, rows: z.pixels)
+            SlabChunks.forEachElementwise(rows: z.pixels) { rows in
                 ik_bn_normalize(z.row(rows.lowerBound), z.stride, y.row(rows.lowerBound), y.stride, rows.count, c,
                                 mu, s, b, relu ? 1 : 0)
             }
@@ -118,8 +117,7 @@ public enum BatchNormTraining {
             }
             a.withUnsafeBufferPointer { a in k.withUnsafeBufferPointer { k in
                 let (a, k) = (a.baseAddress!, k.baseAddress!)
-                Parallel.forEach(count: tasks) { t in
-                    let rows = SlabChunks.range(t, rows: m)
+                SlabChunks.forEachElementwise(rows: m) { rows in
                     ik_bn_gradient_apply(z.row(rows.lowerBound), z.stride, dy.row(rows.lowerBound), dy.stride,
                                          dz.row(rows.lowerBound), dz.stride, rows.count, c, mu, s, b, relu ? 1 : 0, a, k)
                 }
@@ -131,8 +129,8 @@ public enum BatchNormTraining {
     /// Y = max(Z, 0) where Z already holds the bias (a convolution with biases and no batch norm).
     public static func relu(_ z: ActivationSlab, into y: ActivationSlab) {
         let c = z.channels
-        Parallel.forEach(count: SlabChunks.count(rows: z.pixels)) { t in
-            for p in SlabChunks.range(t, rows: z.pixels) {
+        SlabChunks.forEachElementwise(rows: z.pixels) { rows in
+            for p in rows {
                 let src = z.row(p), dst = y.row(p)
                 for i in 0..<c { dst[i] = max(src[i], 0) }
             }
@@ -143,8 +141,8 @@ public enum BatchNormTraining {
     /// `ReluGrad`: zero at exactly 0), written to `dz` (may be `dy`'s memory); returns the bias gradient Σ dZ.
     public static func reluBackward(z: ActivationSlab, outputGradient dy: ActivationSlab, into dz: ActivationSlab) -> [Float] {
         let c = z.channels
-        Parallel.forEach(count: SlabChunks.count(rows: z.pixels)) { t in
-            for p in SlabChunks.range(t, rows: z.pixels) {
+        SlabChunks.forEachElementwise(rows: z.pixels) { rows in
+            for p in rows {
                 let zr = z.row(p), gr = dy.row(p), out = dz.row(p)
                 for i in 0..<c { out[i] = zr[i] > 0 ? gr[i] : 0 }
             }

@@ -51,19 +51,15 @@ public enum ConvolutionGradient {
 
     /// ``forward(input:weights:window:bias:into:)`` without a bias, also gathering batch norm's
     /// statistics of Z in `moments` as it is written (``ChannelMoments``' blocks: the same bits
-    /// as ``BatchNormTraining/moments(_:)``), where the path allows (a 1x1 GEMM, padded bands of
-    /// whole blocks); false when it did not, and the caller takes that pass.
+    /// as ``BatchNormTraining/moments(_:)``), where the path allows (padded bands of whole
+    /// blocks; a 1x1 GEMM is ``forward(input:hwio:window:into:moments:)``'s); false when it did
+    /// not, and the caller takes that pass.
     static func forward(input x: ActivationSlab, weights: PackedMatrix, window: Window2D, into z: ActivationSlab,
                         moments: ChannelMoments) -> Bool {
         guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width), z.pixels > 0,
-              window.isPointwise || readsPaddedBands(g) else {
+              !window.isPointwise && readsPaddedBands(g) else {
             forward(input: x, weights: weights, window: window, bias: nil, into: z)
             return false
-        }
-        if window.isPointwise {
-            GEMM.multiply(m: z.pixels, a: x.base, lda: x.stride, b: weights, c: z.base, ldc: z.stride,
-                          bias: nil, moments: moments)
-            return true
         }
         return convolvePaddedBands(input: x, weights: weights, geometry: g, bias: nil, into: z, moments: moments)
     }
@@ -193,6 +189,11 @@ public enum ConvolutionGradient {
         if let tile = Winograd.trainingTileSize(for: g, batch: x.batch, inputChannels: ci, outputChannels: co) {
             winograd(tile: tile, hwio: w, turned: false, input: x, geometry: g, into: z, bias: nil, accumulate: false,
                      moments: moments)
+            return true
+        }
+        if window.isPointwise && z.pixels > 0 {  // packs W itself (see there)
+            GEMM.multiply(m: z.pixels, a: x.base, lda: x.stride, unpacked: w, rows: ci, columns: co, c: z.base,
+                          ldc: z.stride, bias: nil, moments: moments)
             return true
         }
         let k = window.kernelHeight * window.kernelWidth * ci
