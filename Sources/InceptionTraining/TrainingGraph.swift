@@ -747,11 +747,11 @@ final class ConvNode {
         units.count == 1 ? graph.variables[name(units[0])]! : units.flatMap { graph.variables[name($0)]! }
     }
 
-    /// Unit `u`'s columns of a (KH·KW·CI)-row weight matrix, as rows of a slab (so copies between
-    /// the fused and the separate forms run on every thread: one thread copying them left the
-    /// other idle ~2 ms of a 112×112 step): in the fused matrix at `base`, or alone (`base` is
-    /// the unit's own matrix).
-    private func columns(_ base: UnsafeMutablePointer<Float>, of u: ConvUnit, alone: Bool = false) -> ActivationSlab {
+    /// Unit `u`'s columns of a (KH·KW·CI)-row weight matrix as the rows of a slab, so that copies
+    /// between the fused and the separate forms run on every thread (on one, they took ~2 ms of
+    /// a 112×112 step while the other waited): in the fused matrix at `base`, or `alone` (`base`
+    /// is the unit's own matrix).
+    private func unitColumns(_ base: UnsafeMutablePointer<Float>, of u: ConvUnit, alone: Bool = false) -> ActivationSlab {
         ActivationSlab(base: alone ? base : base + u.offset, batch: k, height: 1, width: 1, channels: u.channels,
                        stride: alone ? u.channels : total)
     }
@@ -766,7 +766,8 @@ final class ConvNode {
             weights = [Float](unsafeUninitializedCapacity: k * total) { dst, initialized in
                 for u in units {
                     graph.variables[u.weights]!.withUnsafeBufferPointer { src in
-                        columns(dst.baseAddress!, of: u).copy(from: columns(UnsafeMutablePointer(mutating: src.baseAddress!), of: u, alone: true))
+                        let own = unitColumns(UnsafeMutablePointer(mutating: src.baseAddress!), of: u, alone: true)
+                        unitColumns(dst.baseAddress!, of: u).copy(from: own)  // reads `own` only
                     }
                 }
                 initialized = k * total
@@ -852,7 +853,8 @@ final class ConvNode {
                 // Unit u's columns of the fused product.
                 let part = [Float](unsafeUninitializedCapacity: k * u.channels) { out, initialized in
                     dw.withUnsafeBufferPointer { fused in
-                        columns(out.baseAddress!, of: u, alone: true).copy(from: columns(UnsafeMutablePointer(mutating: fused.baseAddress!), of: u))
+                        let inFused = unitColumns(UnsafeMutablePointer(mutating: fused.baseAddress!), of: u)
+                        unitColumns(out.baseAddress!, of: u, alone: true).copy(from: inFused)  // reads `inFused` only
                     }
                     initialized = k * u.channels
                 }
