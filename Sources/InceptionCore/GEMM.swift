@@ -76,6 +76,13 @@ public enum GEMM {
     /// `columnScale[j]` when given (a folded batch norm, without a scaled copy of B).
     public static func pack(_ b: UnsafeBufferPointer<Float>, rows k: Int, columns n: Int,
                             columnScale: UnsafePointer<Float>? = nil) -> PackedMatrix {
+        pack(b, rows: k, columns: n, columnScale: columnScale) { _, _ in }
+    }
+
+    /// ``pack(_:rows:columns:columnScale:)``, calling `afterPanel(panel, packed)` on the thread
+    /// that packed each panel, right after it (`packed`: the whole packed matrix's start).
+    static func pack(_ b: UnsafeBufferPointer<Float>, rows k: Int, columns n: Int, columnScale: UnsafePointer<Float>? = nil,
+                     afterPanel: (_ panel: Int, _ packed: UnsafePointer<Float>) -> Void) -> PackedMatrix {
         precondition(k >= 0 && n >= 0 && b.count >= k * n)
         let count = ik_packed_count(k, n)
         let (storage, offset) = alignedFloats(count) { packed in
@@ -86,6 +93,7 @@ public enum GEMM {
                 let j0 = panel * PackedMatrix.panelWidth
                 ik_pack_scaled(source + j0, n, k, min(PackedMatrix.panelWidth, n - j0), columnScale.map { $0 + j0 },
                                packed + j0 * k)
+                afterPanel(panel, packed)
             }
         }
         return PackedMatrix(rows: k, columns: n, storage: storage, offset: offset)
@@ -146,8 +154,9 @@ public enum GEMM {
     /// ``multiply(m:a:lda:b:c:ldc:bias:relu:)`` without ReLU, for B given unpacked (K × N, row
     /// stride N), also writing batch norm's sums of C (``ChannelMoments``' blocks) for each block
     /// while it is in L2 (`ik_gemm_block_sums`). The blocks are summed around C's row 0 (the
-    /// shift), so row 0 comes first: each task of the pack also multiplies A's row 0 by the
-    /// panel it has just packed, while the panel is in cache. (Row 0 computed after the pack, by
+    /// shift), so row 0 comes first: B is packed here (``pack(_:rows:columns:columnScale:)``), and
+    /// each task of the pack also multiplies A's row 0 by the panel it has just packed, while the
+    /// panel is in cache. (Row 0 computed after the pack, by
     /// one thread, read all of B again from memory while the other thread waited: ~300 µs per
     /// 1x1 layer, 5.6 ms of a 112×112 training step; per panel it is the same kernel, so the same
     /// bits.) Then tasks of up to 96 rows (32 when M is short, for balance) cut within the
@@ -158,26 +167,20 @@ public enum GEMM {
         precondition(m >= 0 && lda >= k && ldc >= n)
         moments.reserveBlocks(rows: m, columns: n)
         guard m > 0, n > 0 else { return }
-        let count = ik_packed_count(k, n), width = PackedMatrix.panelWidth
-        let (storage, offset) = alignedFloats(count) { packed in
-            forEachPanel(columns: n) { panel in
-                let j0 = panel * width
-                ik_pack(b + j0, n, k, min(width, n - j0), packed + j0 * k)
-                ik_gemm(1, k, n, a, lda, packed, panel, panel + 1, c, ldc, bias, 0)
-            }
+        let packedB = pack(UnsafeBufferPointer(start: b, count: k * n), rows: k, columns: n) { panel, packed in
+            ik_gemm(1, k, n, a, lda, packed, panel, panel + 1, c, ldc, bias, 0)
         }
         moments.shift.update(from: c, count: n)
         let plan = Plan(m: m, k: k, n: n, threads: Parallel.threadCount)
         let per = moments.rowsPerTask, unit = plan.rowChunk > 0 ? Plan.chunkRows : 32
         let unitsPerTask = (per + unit - 1) / unit, fullTasks = m / per
         let units = fullTasks * unitsPerTask + (m - fullTasks * per + unit - 1) / unit
-        let panels = (n + width - 1) / width
-        storage.withUnsafeBufferPointer { storage in
-            let packed = storage.baseAddress! + offset
+        packedB.storage.withUnsafeBufferPointer { storage in
+            let packed = storage.baseAddress! + packedB.offset
             Parallel.forEach(count: units, threads: plan.threads) { u in
                 let task = u / unitsPerTask, start = task * per + (u % unitsPerTask) * unit
                 let rows = min(unit, (task + 1) * per - start, m - start)
-                ik_gemm_block_sums(rows, k, n, a + start * lda, lda, packed, 0, panels,
+                ik_gemm_block_sums(rows, k, n, a + start * lda, lda, packed, 0, packedB.panels,
                                    c + start * ldc, ldc, bias, moments.shift, moments.blocks(atRow: start))
             }
         }

@@ -49,21 +49,6 @@ public enum ConvolutionGradient {
                       b: weights, c: z.base, ldc: z.stride, bias: bias, relu: false)
     }
 
-    /// ``forward(input:weights:window:bias:into:)`` without a bias, also gathering batch norm's
-    /// statistics of Z in `moments` as it is written (``ChannelMoments``' blocks: the same bits
-    /// as ``BatchNormTraining/moments(_:)``), where the path allows (padded bands of whole
-    /// blocks; a 1x1 GEMM is ``forward(input:hwio:window:into:moments:)``'s); false when it did
-    /// not, and the caller takes that pass.
-    static func forward(input x: ActivationSlab, weights: PackedMatrix, window: Window2D, into z: ActivationSlab,
-                        moments: ChannelMoments) -> Bool {
-        guard let g = window.geometry(inputHeight: x.height, inputWidth: x.width), z.pixels > 0,
-              !window.isPointwise && readsPaddedBands(g) else {
-            forward(input: x, weights: weights, window: window, bias: nil, into: z)
-            return false
-        }
-        return convolvePaddedBands(input: x, weights: weights, geometry: g, bias: nil, into: z, moments: moments)
-    }
-
     /// A window that covers its whole input exactly once (no padding, one output pixel) is a fully
     /// connected layer (torchvision's auxiliary `fc1` on a 4x4 map): on a dense slab, the same
     /// products as a 1x1 convolution of the image seen as one pixel of KH·KW·CI channels (HWIO
@@ -198,7 +183,12 @@ public enum ConvolutionGradient {
         }
         let k = window.kernelHeight * window.kernelWidth * ci
         let packed = GEMM.pack(UnsafeBufferPointer(start: w, count: k * co), rows: k, columns: co)
-        return forward(input: x, weights: packed, window: window, into: z, moments: moments)
+        guard z.pixels > 0, readsPaddedBands(g) else {
+            forward(input: x, weights: packed, window: window, bias: nil, into: z)
+            return false
+        }
+        // Padded bands: ChannelMoments' blocks (the same bits as the pass) when they are whole blocks.
+        return convolvePaddedBands(input: x, weights: packed, geometry: g, bias: nil, into: z, moments: moments)
     }
 
     /// A 3×3 stride-1 convolution of slab `x` into slab `y` as Winograd F(tile×tile, 3×3), the HWIO
